@@ -1,0 +1,292 @@
+/**
+ * The one command registry. Each command's action normalises its flags and then lazily imports
+ * `./commands/<name>.js`, so `am-ml --help` stays fast and commands that do not need TensorFlow never load it.
+ * This is also the only place that catches errors, maps them to exit codes and prints them.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { CommonOptions } from './commands/common.js';
+import { type AmMlError, EXIT, InterruptedError, redact, toAmMlError, UsageError } from './errors.js';
+import { emitJson, jsonFailure, jsonSuccess } from './output/json.js';
+import { type Reporter, silentReporter } from './output/reporter.js';
+import { ttyReporter } from './output/tty-reporter.js';
+import { AMML_VERSION } from './version.js';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WriteStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Install SIGINT handling (off in in-process tests). */
+  handleSignals: boolean;
+}
+
+interface GlobalFlags {
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  config?: string;
+  db?: string;
+  store?: string;
+}
+
+/** What an action returns: the result object and, for humans, the text printed on stdout. */
+interface ActionOutput {
+  result: unknown;
+  text?: string;
+  /** Non-zero exit with a successful result (check commands whose answer is the exit code). */
+  exitCode?: number;
+}
+
+type ActionFn = (common: CommonOptions, flags: Record<string, unknown>, args: string[]) => Promise<ActionOutput>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flag parsers (commander calls them; a throw becomes a usage error naming the flag)
+// ---------------------------------------------------------------------------------------------------------------
+
+export function parseIntFlag(min = 0, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected a whole number, got '${value}'.`);
+    const n = Number(value);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${n}.`);
+    return n;
+  };
+}
+
+export function parseFloatFlag(min = -Infinity, max = Infinity) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got '${value}'.`);
+    if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got ${n}.`);
+    return n;
+  };
+}
+
+/** Repeatable string flag: `--gate a --gate b`. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function makeReporter(flags: GlobalFlags, io: CliIo): Reporter {
+  if (flags.json || flags.quiet) {
+    // Warnings still matter in CI logs; they go to stderr, never stdout.
+    return silentReporter({ warn: (t) => io.stderr.write(`warning: ${redact(t)}\n`) });
+  }
+  return ttyReporter({ stream: io.stderr, verbose: flags.verbose });
+}
+
+function printHumanError(err: AmMlError, flags: GlobalFlags, io: CliIo): void {
+  const lines = [`error: ${err.message}`];
+  if (err.hint) lines.push(`hint: ${err.hint}`);
+  if (err.exitCode === EXIT.INTERNAL) {
+    lines.push(`This is a bug in am-ml v${AMML_VERSION}; please report it with the command you ran.`);
+    if (flags.verbose && err.cause instanceof Error && err.cause.stack) lines.push(err.cause.stack);
+    else if (flags.verbose && err.stack) lines.push(err.stack);
+    else lines.push('Run again with --verbose for the stack trace.');
+  } else if (flags.verbose && err.cause instanceof Error) {
+    lines.push(`cause: ${err.cause.message}`);
+  }
+  io.stderr.write(`${redact(lines.join('\n'))}\n`);
+}
+
+/** Build the program. Exported for tests that check registration and help text. */
+export function buildProgram(io: CliIo, state: { exitCode: number; abort: AbortController }): Command {
+  const program = new Command();
+  program
+    .name('am-ml')
+    .description('ML-ops for the Two-Tower video recommender: sync the DMM catalog, train, export, publish, embed.')
+    .version(AMML_VERSION, '-V, --version')
+    .option('--json', 'print exactly one JSON document on stdout (also on failure); no progress output')
+    .option('-q, --quiet', 'no progress output; only the result and errors')
+    .option('-v, --verbose', 'more detail on stderr (debug lines, stack traces)')
+    .option('--config <file>', 'config file (default: am-ml.config.json in the working directory, if present)')
+    .option('--db <url>', 'database: pglite://<dir> (default pglite://.am-ml/db) or postgres://… (env AMML_DATABASE_URL)')
+    .option('--store <url>', 'model store: file://<dir> (default file://.am-ml/models) or supabase://<bucket>/<prefix> (env AMML_MODEL_STORE)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      // Commander errors are reported by our catch (also as JSON); do not print them twice.
+      outputError: () => {},
+    })
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 config, 4 validation failed, 5 external service, 6 conflict, 130 interrupted.
+Run 'am-ml <command> --help' for a command's flags and examples.`,
+    );
+
+  /** Wrap a command action: reporter, signal, result rendering, errors → exit code. */
+  const action =
+    (name: string, fn: ActionFn) =>
+    async (...args: unknown[]): Promise<void> => {
+      const cmd = args[args.length - 1] as Command;
+      const flags = cmd.opts() as Record<string, unknown>;
+      const globals = cmd.optsWithGlobals() as GlobalFlags;
+      const positional = cmd.args;
+      const reporter = makeReporter(globals, io);
+      const common: CommonOptions = {
+        cwd: io.cwd,
+        env: io.env,
+        reporter,
+        signal: state.abort.signal,
+        configFile: globals.config,
+        db: globals.db,
+        store: globals.store,
+        verbose: globals.verbose,
+      };
+      try {
+        const out = await fn(common, flags, positional);
+        reporter.close();
+        if (globals.json) emitJson(jsonSuccess(name, out.result), io.stdout);
+        else if (out.text) io.stdout.write(out.text.endsWith('\n') ? out.text : `${out.text}\n`);
+        state.exitCode = out.exitCode ?? EXIT.OK;
+      } catch (raw) {
+        reporter.close();
+        let err = toAmMlError(raw);
+        if (state.abort.signal.aborted && !(err instanceof InterruptedError) && err.exitCode === EXIT.INTERNAL) {
+          err = new InterruptedError('Interrupted.', { cause: raw });
+        }
+        if (globals.json) emitJson(jsonFailure(name, err), io.stdout);
+        else printHumanError(err, globals, io);
+        state.exitCode = err.exitCode;
+      }
+    };
+
+  registerCommands(program, action);
+  return program;
+}
+
+type ActionFactory = (name: string, fn: ActionFn) => (...args: unknown[]) => Promise<void>;
+
+/** Every command, its flags, help and examples. Keep each registration a thin mapping onto its module. */
+function registerCommands(program: Command, action: ActionFactory): void {
+  program
+    .command('init')
+    .description('create .am-ml/: the embedded database with the app schema, and the local model store (safe to run twice)')
+    .option('--dim <n>', 'embedding dimension of new embedding columns (default 128)', parseIntFlag(1, 16000))
+    .addOption(
+      new Option('--vector-type <type>', 'column type of new embedding columns (default halfvec)').choices(['vector', 'halfvec']),
+    )
+    .addHelpText('after', '\nExamples:\n  am-ml init\n  am-ml init --dim 768 --vector-type vector\n')
+    .action(
+      action('init', async (common, f) => {
+        const m = await import('./commands/init.js');
+        const result = await m.init({
+          ...common,
+          dim: f.dim as number | undefined,
+          vectorType: f.vectorType as 'vector' | 'halfvec' | undefined,
+        });
+        return { result, text: m.formatInit(result) };
+      }),
+    );
+
+  const db = program.command('db').description('database maintenance');
+  db.command('migrate')
+    .description('apply pending am-ml migrations to the database (--db); idempotent, never drops data')
+    .option('--dim <n>', 'dimension for embedding columns this run creates (existing columns are kept)', parseIntFlag(1, 16000), 128)
+    .addOption(
+      new Option('--vector-type <type>', 'type for embedding columns this run creates').choices(['vector', 'halfvec']).default('halfvec'),
+    )
+    .option('--dry-run', 'list pending migrations without applying them')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  am-ml db migrate\n  am-ml db migrate --db "postgres://postgres.<ref>:<password>@aws-0-<region>.pooler.supabase.com:5432/postgres?sslmode=require"\n',
+    )
+    .action(
+      action('db migrate', async (common, f) => {
+        const m = await import('./commands/db-migrate.js');
+        const result = await m.dbMigrate({
+          ...common,
+          dim: f.dim as number,
+          vectorType: f.vectorType as 'vector' | 'halfvec',
+          dryRun: Boolean(f.dryRun),
+        });
+        return { result, text: m.formatDbMigrate(result) };
+      }),
+    );
+
+  program
+    .command('doctor')
+    .description('check the TF backend, database, schema, embedding columns, model store and credentials')
+    .option('--no-tf', 'skip loading TensorFlow.js')
+    .addHelpText('after', '\nExit code 0 only when every needed part is fine.\n\nExamples:\n  am-ml doctor\n  am-ml doctor --json\n')
+    .action(
+      action('doctor', async (common, f) => {
+        const m = await import('./commands/doctor.js');
+        const result = await m.doctor({ ...common, tf: f.tf !== false });
+        return { result, text: m.formatDoctor(result), exitCode: result.ok ? EXIT.OK : EXIT.VALIDATION };
+      }),
+    );
+}
+
+/**
+ * Run the CLI and return the exit code. `bin/am-ml.js` calls this; tests call it in process with their own io.
+ */
+export async function main(argv: string[] = process.argv, partialIo: Partial<CliIo> = {}): Promise<number> {
+  const io: CliIo = {
+    stdout: partialIo.stdout ?? process.stdout,
+    stderr: partialIo.stderr ?? process.stderr,
+    env: partialIo.env ?? process.env,
+    cwd: partialIo.cwd ?? process.cwd(),
+    handleSignals: partialIo.handleSignals ?? true,
+  };
+  const state = { exitCode: EXIT.OK as number, abort: new AbortController() };
+  const wantsJson = argv.includes('--json');
+  let sigints = 0;
+  const onSigint = () => {
+    sigints++;
+    if (sigints === 1) {
+      io.stderr.write('\nInterrupting: finishing the current step safely (press Ctrl-C again to exit at once)…\n');
+      state.abort.abort();
+    } else {
+      process.exit(EXIT.INTERRUPTED);
+    }
+  };
+  if (io.handleSignals) process.on('SIGINT', onSigint);
+  try {
+    const program = buildProgram(io, state);
+    await program.parseAsync(argv);
+  } catch (raw) {
+    if (raw instanceof CommanderError) {
+      if (raw.code === 'commander.helpDisplayed' || raw.code === 'commander.version' || raw.code === 'commander.help') {
+        return EXIT.OK;
+      }
+      const message = raw.message.replace(/^error:\s*/i, '');
+      const err = new UsageError(`${message.charAt(0).toUpperCase()}${message.slice(1)}`, {
+        code: 'USAGE',
+        hint: 'Run am-ml --help, or am-ml <command> --help.',
+      });
+      if (wantsJson) emitJson(jsonFailure(commandNameOf(argv), err), io.stdout);
+      else io.stderr.write(`error: ${redact(err.message)}\n${err.hint}\n`);
+      return EXIT.USAGE;
+    }
+    const err = toAmMlError(raw);
+    if (wantsJson) emitJson(jsonFailure(commandNameOf(argv), err), io.stdout);
+    else io.stderr.write(`error: ${redact(err.message)}\n`);
+    return err.exitCode;
+  } finally {
+    if (io.handleSignals) process.off('SIGINT', onSigint);
+  }
+  return state.exitCode;
+}
+
+const GLOBAL_FLAGS_WITH_VALUE = new Set(['--config', '--db', '--store']);
+
+/** Best guess at the command name for JSON errors raised before an action ran (`db migrate`, `train`). */
+function commandNameOf(argv: string[]): string {
+  const words: string[] = [];
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (GLOBAL_FLAGS_WITH_VALUE.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    words.push(a);
+  }
+  return words[0] === 'db' && words[1] ? `db ${words[1]}` : (words[0] ?? '');
+}
