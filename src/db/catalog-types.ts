@@ -173,7 +173,7 @@ export interface RunSummaryRow {
   windowStart: Date;
   windowEnd: Date;
   totalCount: number;
-  storedCount: number | null;
+  storedCount: number;
   openInvalidItems: number;
   openFailedPages: number;
 }
@@ -197,8 +197,11 @@ export interface CatalogWriter {
   openFailures(floors: readonly string[]): Promise<OpenSyncFailure[]>;
   /** One transaction: upserts, join rows, has_performer, failures, checkpoints, then the afterChunk hook. */
   writeChunk(chunk: CatalogChunk, opts?: { dryRun?: boolean }): Promise<ChunkWriteResult>;
-  /** Per-window totals of a run's finished leaf windows, with the open failures that explain gaps. */
-  runWindows(runId: string): Promise<RunSummaryRow[]>;
+  /**
+   * Per-window totals of a run's finished leaf windows: the API's total, the videos stored now for the window
+   * (its floor's source, release date within the window), and the open failures that explain a gap.
+   */
+  runWindows(runId: string, sources: Readonly<Record<string, CatalogSource>>): Promise<RunSummaryRow[]>;
   /** Mark the run done (all windows finished) and store its summary. */
   finishRun(runId: string, summary: unknown, done: boolean): Promise<void>;
 }

@@ -579,17 +579,19 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
       throw new InternalError('dry-run transaction was not rolled back');
     },
 
-    async runWindows(runId: string): Promise<RunSummaryRow[]> {
+    async runWindows(runId: string, sources): Promise<RunSummaryRow[]> {
       const r = await db.query<{
         floor: string;
         window_start: Date | string;
         window_end: Date | string;
         total_count: number;
-        stored_count: number | null;
+        stored: number;
         invalid: number;
         pages: number;
       }>(
-        `SELECT c.floor, c.window_start, c.window_end, c.total_count, c.stored_count,
+        `SELECT c.floor, c.window_start, c.window_end, c.total_count,
+                (SELECT count(*)::int FROM public.videos v
+                  WHERE v.source = s.source AND v.product_released_at BETWEEN c.window_start AND c.window_end) AS stored,
                 (SELECT count(*)::int FROM am_ml.sync_failures f
                   WHERE f.resolved_at IS NULL AND f.kind = 'item' AND f.run_id = c.run_id AND f.floor = c.floor
                     AND f.window_start = c.window_start AND f.window_end = c.window_end) AS invalid,
@@ -597,16 +599,17 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
                   WHERE f.resolved_at IS NULL AND f.kind = 'page' AND f.floor = c.floor
                     AND f.window_start = c.window_start AND f.window_end = c.window_end) AS pages
            FROM am_ml.sync_checkpoints c
+           JOIN jsonb_each_text($2::jsonb) AS s(floor, source) ON s.floor = c.floor
           WHERE c.run_id = $1 AND c.status = 'done'
           ORDER BY c.floor, c.window_start`,
-        [runId],
+        [runId, JSON.stringify(sources)],
       );
       return r.rows.map((w) => ({
         floor: w.floor,
         windowStart: toDate(w.window_start),
         windowEnd: toDate(w.window_end),
         totalCount: Number(w.total_count ?? 0),
-        storedCount: w.stored_count === null ? null : Number(w.stored_count),
+        storedCount: Number(w.stored),
         openInvalidItems: Number(w.invalid),
         openFailedPages: Number(w.pages),
       }));

@@ -210,8 +210,10 @@ function generatedFloor(opts: GenerateCatalogOptions, floor: 'videoa' | 'videoc'
   const preorderStart = opts.preordersFrom ? jstMidnight(opts.preordersFrom) : Infinity;
   const perDay = Math.ceil(size / days);
   if (perDay > 86_400) throw new RangeError(`${perDay} items a day do not fit one-second release times; widen the range`);
-  // Releases start at 10:00:00 JST (as on FANZA) unless a day is too crowded for that.
+  // Releases start at 10:00:00 JST (as on FANZA) unless a day is too crowded for that, spread over the day so that
+  // hour windows hold a share of a day's items.
   const dayStartSec = perDay <= 50_400 ? 10 * 3600 : 0;
+  const spacingSec = Math.max(1, Math.floor((86_400 - dayStartSec) / perDay));
   const firstOfDay = (d: number) => Math.ceil((d * size) / days);
   const dayOf = (i: number) => Math.floor((i * days) / size);
   const world = buildWorld(seed, floor, size);
@@ -219,7 +221,7 @@ function generatedFloor(opts: GenerateCatalogOptions, floor: 'videoa' | 'videoc'
 
   const dateAt = (i: number): number => {
     const d = dayOf(i);
-    return start + d * DAY_MS + (dayStartSec + (i - firstOfDay(d))) * 1000;
+    return start + d * DAY_MS + (dayStartSec + (i - firstOfDay(d)) * spacingSec) * 1000;
   };
 
   const makerOf = (i: number) => zipfIndex(seededRandom(hash(seed, floor, 'maker-of', i)), world.makers.length);
