@@ -20,20 +20,20 @@
  */
 import { randomBytes } from 'node:crypto';
 import type {
-  CatalogChunk,
-  CatalogVideo,
   CatalogWriter,
   ChunkWriteResult,
   OpenSyncFailure,
   RunMode,
-  SyncCheckpoint,
   SyncFailureRecord,
   SyncWindow,
 } from '../db/catalog-types.js';
 import { ExternalServiceError, InterruptedError, redactValue, throwIfAborted } from '../errors.js';
 import { type DmmClient, DMM_MAX_HITS, DMM_MAX_OFFSET, DmmRequestError, MAX_CONCURRENT_REQUESTS } from './client.js';
-import { FLOOR_SOURCES, mapItem } from './map.js';
-import { type ItemListPage, parseItem } from './schema.js';
+import { intakeItem } from './intake.js';
+import { FLOOR_SOURCES } from './map.js';
+import { reconcile, type SyncReconciliation } from './reconcile.js';
+import type { ItemListPage } from './schema.js';
+import { EntryQueue, writeChunks } from './sync-pipeline.js';
 import { apiDate, MIN_WINDOW_MS, rootWindow, splitWindow, windowKey, windowLabel } from './windows.js';
 
 /** A window whose total reaches this is split (below the 50,000 cap, so items added while paging still fit). */
@@ -43,6 +43,7 @@ export const DEFAULT_CHUNK_SIZE = 500;
 export const MAX_CONSECUTIVE_PAGE_FAILURES = 3;
 /** Videos buffered between fetcher and writer, in chunks (bounds memory to the chunk size). */
 const QUEUE_CHUNKS = 2;
+export type { SyncReconciliation, WindowGap } from './reconcile.js';
 /** Failures listed by name in the result (all are counted and stored). */
 const MAX_LISTED_FAILURES = 50;
 
@@ -89,31 +90,6 @@ export interface SyncCatalogOptions {
   now?: () => number;
   onProgress?: (e: SyncEvent) => void;
   signal?: AbortSignal;
-}
-
-export interface WindowGap {
-  window: string;
-  apiTotal: number;
-  stored: number;
-  invalidItems: number;
-  failedPages: number;
-  unexplained: number;
-}
-
-export interface SyncReconciliation {
-  /** Sum of total_count over the run's finished windows. */
-  apiTotal: number;
-  /** Videos stored whose source and release date fall in those windows. */
-  stored: number;
-  /** apiTotal − stored (negative: more stored than listed). */
-  difference: number;
-  explained: { invalidItems: number; failedPageItems: number };
-  /** Stored but no longer listed by the API (delisted, or the release date moved). */
-  extraStored: number;
-  unexplained: number;
-  /** Windows whose difference is not explained. */
-  gaps: WindowGap[];
-  windows: number;
 }
 
 export interface SyncResult {
@@ -167,61 +143,6 @@ export class SyncIncompleteError extends ExternalServiceError {
       hint: 'Run the same command again: failed pages and items are retried first.',
       details,
     });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The queue between fetcher and writer
-// ---------------------------------------------------------------------------------------------------------------
-
-type Entry =
-  | { t: 'video'; video: CatalogVideo }
-  | { t: 'checkpoint'; cp: SyncCheckpoint }
-  | { t: 'failure'; f: SyncFailureRecord }
-  | { t: 'resolve'; key: string; resolution: string }
-  | { t: 'window-done'; w: SyncWindow };
-
-/** FIFO with backpressure on the number of videos held (other entries are small and never block). */
-class EntryQueue {
-  private items: Entry[] = [];
-  private videos = 0;
-  private closed = false;
-  private cancelled: unknown = undefined;
-  private wakePull?: () => void;
-  private wakePush: (() => void)[] = [];
-  constructor(private readonly maxVideos: number) {}
-
-  async push(e: Entry): Promise<void> {
-    while (e.t === 'video' && this.videos >= this.maxVideos && this.cancelled === undefined) {
-      await new Promise<void>((r) => this.wakePush.push(r));
-    }
-    if (this.cancelled !== undefined) throw this.cancelled;
-    this.items.push(e);
-    if (e.t === 'video') this.videos++;
-    this.wakePull?.();
-  }
-
-  /** Everything queued (waits for at least one entry), or null once closed and drained. */
-  async drain(): Promise<Entry[] | null> {
-    while (!this.items.length && !this.closed) await new Promise<void>((r) => (this.wakePull = r));
-    this.wakePull = undefined;
-    if (!this.items.length) return null;
-    const out = this.items;
-    this.items = [];
-    this.videos = 0;
-    for (const w of this.wakePush.splice(0)) w();
-    return out;
-  }
-
-  close(): void {
-    this.closed = true;
-    this.wakePull?.();
-  }
-
-  /** The writer failed: make the fetcher's next push throw. */
-  cancel(err: unknown): void {
-    this.cancelled = err;
-    for (const w of this.wakePush.splice(0)) w();
   }
 }
 
@@ -318,48 +239,24 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
       const raw = items[idx];
       result.items.seen++;
       taken++;
-      const w = origin.window;
-      const parsed = parseItem(raw);
-      const base = {
-        floor: w?.floor ?? null,
-        windowStart: w?.start ?? null,
-        windowEnd: w?.end ?? null,
-        pageOffset: origin.pageOffset,
-      };
-      if (!parsed.ok) {
-        const key = parsed.contentId
-          ? `item:${parsed.contentId}`
-          : `item:${w ? windowKey(w) : 'cid'}:${origin.pageOffset ?? 0}:${idx}`;
-        await recordItemFailure({ kind: 'item', key, ...base, contentId: parsed.contentId, reason: parsed.reason, raw: redactValue(raw) });
+      const intake = intakeItem(raw, { ...origin, index: idx }, { linkAffiliateId: opts.linkAffiliateId });
+      if (!intake.ok) {
+        await recordItemFailure(intake.failure);
         continue;
       }
-      const fresh = parsed.unknownKeys.filter((k) => !unknownKeys.has(k));
+      const fresh = intake.unknownKeys.filter((k) => !unknownKeys.has(k));
       if (fresh.length) {
         for (const k of fresh) unknownKeys.add(k);
         emit({ kind: 'unknown-keys', keys: fresh });
       }
-      const mapped = mapItem(parsed.item, { linkAffiliateId: opts.linkAffiliateId });
-      if (!mapped.ok) {
-        await recordItemFailure({
-          kind: 'item',
-          key: `item:${parsed.item.content_id}`,
-          ...base,
-          contentId: parsed.item.content_id,
-          reason: mapped.reason,
-          raw: redactValue(raw),
-        });
-        continue;
-      }
+      const video = intake.video;
       if (seen) {
-        if (seen.has(mapped.video.externalId)) {
+        if (seen.has(video.externalId)) {
           result.items.duplicates++;
           continue;
         }
-        seen.add(mapped.video.externalId);
+        seen.add(video.externalId);
       }
-      const video: CatalogVideo = w
-        ? { ...mapped.video, origin: { floor: w.floor, windowStart: w.start, windowEnd: w.end, pageOffset: origin.pageOffset ?? 0 } }
-        : mapped.video;
       await queue.push({ t: 'video', video });
     }
     return { taken, stop: false };
@@ -638,47 +535,6 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
     emit({ kind: 'chunk', videos, inserted: r.inserted, updated: r.updated, unchanged: r.unchanged, written });
   };
 
-  async function consume(): Promise<void> {
-    let videos: CatalogVideo[] = [];
-    // Non-video entries, each with the number of videos queued before it.
-    let marks: { pos: number; e: Entry }[] = [];
-    const flush = async (n: number) => {
-      const take = videos.slice(0, n);
-      videos = videos.slice(n);
-      const chunk: CatalogChunk = { runId: run.runId, videos: take, checkpoints: [], failures: [], resolved: [], finishedWindows: [] };
-      const rest: typeof marks = [];
-      for (const m of marks) {
-        if (m.pos > n) {
-          rest.push({ pos: m.pos - n, e: m.e });
-          continue;
-        }
-        const e = m.e;
-        if (e.t === 'checkpoint') chunk.checkpoints.push(e.cp);
-        else if (e.t === 'failure') chunk.failures.push(e.f);
-        else if (e.t === 'resolve') chunk.resolved.push({ key: e.key, resolution: e.resolution });
-        else if (e.t === 'window-done') chunk.finishedWindows!.push({ ...e.w, source: FLOOR_SOURCES[e.w.floor] });
-      }
-      marks = rest;
-      if (!take.length && !chunk.checkpoints.length && !chunk.failures.length && !chunk.resolved.length && !chunk.finishedWindows!.length) return;
-      const r = await writer.writeChunk(chunk, { dryRun });
-      tally(r, take.length);
-    };
-    for (;;) {
-      const batch = await queue.drain();
-      if (!batch) break;
-      for (const e of batch) {
-        if (e.t === 'video') videos.push(e.video);
-        else marks.push({ pos: videos.length, e });
-      }
-      // A full chunk is written once what follows its last video has arrived (normally that page's checkpoint),
-      // so the chunk carries the checkpoint that covers it.
-      while (videos.length > chunkSize || (videos.length === chunkSize && marks.some((m) => m.pos >= chunkSize))) {
-        await flush(chunkSize);
-      }
-    }
-    await flush(videos.length);
-  }
-
   let producerError: unknown;
   const producer = produce()
     .catch((err) => {
@@ -686,7 +542,7 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
     })
     .finally(() => queue.close());
   try {
-    await consume();
+    await writeChunks(queue, { writer, runId: run.runId, chunkSize, dryRun, onChunk: tally });
   } catch (err) {
     internal.abort();
     queue.cancel(err);
@@ -734,46 +590,3 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   }
   return result;
 }
-
-async function reconcile(writer: CatalogWriter, runId: string): Promise<SyncReconciliation> {
-  const rows = await writer.runWindows(runId, FLOOR_SOURCES);
-  const rec: SyncReconciliation = {
-    apiTotal: 0,
-    stored: 0,
-    difference: 0,
-    explained: { invalidItems: 0, failedPageItems: 0 },
-    extraStored: 0,
-    unexplained: 0,
-    gaps: [],
-    windows: rows.length,
-  };
-  for (const r of rows) {
-    const stored = r.storedCount;
-    rec.apiTotal += r.totalCount;
-    rec.stored += stored;
-    const diff = r.totalCount - stored;
-    if (diff < 0) {
-      rec.extraStored += -diff;
-      continue;
-    }
-    const invalid = Math.min(diff, r.openInvalidItems);
-    const pageItems = Math.min(diff - invalid, r.openFailedPages * DMM_MAX_HITS);
-    rec.explained.invalidItems += invalid;
-    rec.explained.failedPageItems += pageItems;
-    const unexplained = diff - invalid - pageItems;
-    if (unexplained > 0) {
-      rec.unexplained += unexplained;
-      rec.gaps.push({
-        window: windowLabel({ floor: r.floor, start: r.windowStart, end: r.windowEnd }),
-        apiTotal: r.totalCount,
-        stored,
-        invalidItems: r.openInvalidItems,
-        failedPages: r.openFailedPages,
-        unexplained,
-      });
-    }
-  }
-  rec.difference = rec.apiTotal - rec.stored;
-  return rec;
-}
-
