@@ -28,7 +28,7 @@ import type {
   SyncRunState,
 } from './catalog-types.js';
 import { DEFAULT_TAG_GROUP, genreGroupPairs } from './genre-groups.js';
-import { assertColumns, tableExists } from './introspect.js';
+import { assertColumns } from './introspect.js';
 import type { CopyColumn, Db, Queryable } from './types.js';
 
 export interface CatalogWriterOptions {
@@ -465,9 +465,6 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
 
   return {
     async prepare() {
-      if (!(await tableExists(db, 'am_ml.sync_runs'))) {
-        await assertColumns(db, { 'am_ml.sync_runs': REQUIRED_COLUMNS['am_ml.sync_runs'] });
-      }
       await assertColumns(db, REQUIRED_COLUMNS);
     },
 

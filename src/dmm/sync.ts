@@ -72,6 +72,8 @@ export interface SyncCatalogOptions {
   maxItems?: number;
   /** @default 'auto' */
   mode?: RunMode;
+  /** With mode `resume`: continue the latest unfinished run whatever its scope (`floors`/`from`/`to` unused). */
+  resumeLatest?: boolean;
   /** Fetch and compute everything, roll every chunk back. */
   dryRun?: boolean;
   /** @default SPLIT_THRESHOLD */
@@ -181,7 +183,9 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   }
 
   await writer.prepare();
-  const run = await writer.openRun({ floors, from: opts.from, to: opts.to }, opts.mode ?? 'auto', {
+  const mode = opts.mode ?? 'auto';
+  const scope = mode === 'resume' && opts.resumeLatest ? null : { floors, from: opts.from, to: opts.to };
+  const run = await writer.openRun(scope, mode, {
     newRunId: opts.newRunId ?? newRunId(now()),
     amMlVersion: opts.amMlVersion,
   });
