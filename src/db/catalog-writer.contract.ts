@@ -143,6 +143,21 @@ export function describeCatalogWriter(name: string, open: () => Promise<Db>, clo
       expect((await rowsOf(db, 'aaa00001'))!.title).toBe('new title');
     });
 
+    it('leaves no join row without its video, tag or performer', async () => {
+      await writer.writeChunk(chunk(runId, [video('aaa00001'), video('aaa00002', { tags: ['x', 'y'] })]));
+      await writer.writeChunk(chunk(runId, [video('aaa00001', { tags: ['z'], performers: [{ fanzaActressId: '5', name: 'n' }] })]));
+      const orphans = await db.query<{ n: number }>(`
+        SELECT (SELECT count(*) FROM public.video_tags vt WHERE NOT EXISTS (SELECT 1 FROM public.videos v WHERE v.id = vt.video_id)
+                                                          OR NOT EXISTS (SELECT 1 FROM public.tags t WHERE t.id = vt.tag_id))
+             + (SELECT count(*) FROM public.video_performers vp WHERE NOT EXISTS (SELECT 1 FROM public.videos v WHERE v.id = vp.video_id)
+                                                          OR NOT EXISTS (SELECT 1 FROM public.performers p WHERE p.id = vp.performer_id)) AS n`);
+      expect(Number(orphans.rows[0].n)).toBe(0);
+      // The foreign keys still hold for everyone else: deleting a video cascades to its join rows.
+      await db.query(`DELETE FROM public.videos WHERE external_id = 'aaa00001'`);
+      const left = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.video_tags`);
+      expect(left.rows[0].n).toBe(2);
+    });
+
     it('de-duplicates keys within a chunk (last occurrence wins)', async () => {
       const r = await writer.writeChunk(
         chunk(runId, [
@@ -197,7 +212,9 @@ export function describeCatalogWriter(name: string, open: () => Promise<Db>, clo
 
     it('lets afterChunk read what the chunk wrote, inside the transaction', async () => {
       let seen: unknown[] = [];
+      let role = '';
       hook = async (tx, rows) => {
+        role = (await tx.query<{ session_replication_role: string }>('SHOW session_replication_role')).rows[0].session_replication_role;
         const r = await tx.query(
           `SELECT v.external_id, array_agg(t.name ORDER BY t.name) AS tags FROM public.videos v
              JOIN public.video_tags vt ON vt.video_id = v.id JOIN public.tags t ON t.id = vt.tag_id
@@ -208,6 +225,7 @@ export function describeCatalogWriter(name: string, open: () => Promise<Db>, clo
       };
       await writer.writeChunk(chunk(runId, [video('aaa00001')]));
       expect(seen).toEqual([{ external_id: 'aaa00001', tags: ['ハイビジョン', '単体作品'] }]);
+      expect(role).toBe('origin'); // triggers run normally for whatever the hook writes
     });
 
     it('computes a dry run without writing anything or calling afterChunk', async () => {

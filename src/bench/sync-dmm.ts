@@ -1,0 +1,118 @@
+/**
+ * Benchmarks for issue 3 (`npm run bench`):
+ *
+ * - `sync-dmm.replay-rps20`: a sync at --rps 20 from the replay server (on its own thread, like the remote API)
+ *   into the embedded database (a PGlite folder, the default). Items/s against the request budget: the most items
+ *   the token bucket allows in the run's time, rps × 100 items a second plus its initial burst. Goal ≥ 0.95, i.e.
+ *   the run is limited by --rps, not by the database.
+ * - `sync-dmm.60k-memory`: a 60,000-item sync at the highest --rps, with the main thread's peak heap and the
+ *   process's peak RSS, next to the same for a 6,000-item catalog: memory is bounded by the chunk size, not the
+ *   catalog, when the two peaks are about equal.
+ */
+import path from 'node:path';
+import { init } from '../commands/init.js';
+import { syncDmm } from '../commands/sync-dmm.js';
+import { DMM_MAX_HITS, MAX_RPS } from '../dmm/client.js';
+import { startFakeDmmServerInWorker } from '../testing/fake-dmm-server-worker.js';
+import type { Benchmark, BenchContext } from './types.js';
+
+const MB = 1024 * 1024;
+const MEMORY_SAMPLE_MS = 50;
+
+interface SyncRun {
+  items: number;
+  seconds: number;
+  requests: number;
+  peakHeapMB: number;
+  peakRssMB: number;
+  baseHeapMB: number;
+}
+
+async function runSync(ctx: BenchContext, name: string, items: number, days: number, rps: number): Promise<SyncRun> {
+  const cwd = path.join(ctx.tmp, name);
+  await init({ cwd, env: {} });
+  const from = '2024-01-01';
+  const to = new Date(Date.UTC(2024, 0, days)).toISOString().slice(0, 10);
+  const server = await startFakeDmmServerInWorker({ catalog: { seed: 42, items, from, to } });
+  try {
+    globalThis.gc?.();
+    const base = process.memoryUsage();
+    let peakHeap = base.heapUsed;
+    let peakRss = base.rss;
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peakHeap = Math.max(peakHeap, m.heapUsed);
+      peakRss = Math.max(peakRss, m.rss);
+    }, MEMORY_SAMPLE_MS);
+    const t0 = performance.now();
+    let r;
+    try {
+      r = await syncDmm({ cwd, env: { ...server.env }, floors: ['videoa'], from, to, rps, chunk: 500 });
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (r.items.inserted !== items || r.reconciliation?.unexplained !== 0) {
+      throw new Error(`benchmark sync stored ${r.items.inserted} of ${items} items`);
+    }
+    ctx.log(`${name}: ${items} items in ${seconds.toFixed(1)} s, ${r.requests} requests`);
+    return {
+      items,
+      seconds,
+      requests: r.requests,
+      peakHeapMB: peakHeap / MB,
+      peakRssMB: peakRss / MB,
+      baseHeapMB: base.heapUsed / MB,
+    };
+  } finally {
+    await server.close();
+  }
+}
+
+const RPS = 20;
+/** 30,000 items: 300 pages, 15 s at the budget; long enough that the bucket's 1-second burst is a small part. */
+const RPS_ITEMS = 30_000;
+
+export const benchmarks: Benchmark[] = [
+  {
+    name: 'sync-dmm.replay-rps20',
+    issue: 3,
+    description: `Sync ${RPS_ITEMS.toLocaleString('en')} items at --rps ${RPS} from the replay server into the PGlite default; items/s vs the request budget.`,
+    repeats: 3,
+    units: { itemsPerSec: 'items/s', budgetItemsPerSec: 'items/s', ratioToBudget: '', seconds: 's', requests: '' },
+    goals: [{ metric: 'ratioToBudget', op: '>=', value: 0.95, description: '≥ 0.95 of the request budget (rps × 100 items/s) at --rps 20' }],
+    async run(ctx) {
+      const r = await runSync(ctx, 'rps20', RPS_ITEMS, 60, RPS);
+      // The bucket starts full (burst = rps tokens), so the budget is rps × (seconds + 1) requests of 100 items.
+      const budgetItems = (RPS * r.seconds + RPS) * DMM_MAX_HITS;
+      return {
+        itemsPerSec: r.items / r.seconds,
+        budgetItemsPerSec: RPS * DMM_MAX_HITS,
+        ratioToBudget: r.items / budgetItems,
+        seconds: r.seconds,
+        requests: r.requests,
+      };
+    },
+  },
+  {
+    name: 'sync-dmm.60k-memory',
+    issue: 3,
+    description: 'Sync 60,000 items (and 6,000 for comparison) at the highest --rps; peak memory is bounded by the chunk, not the catalog.',
+    repeats: 1,
+    units: { itemsPerSec: 'items/s', peakHeapMB: 'MB', peakHeapMB6k: 'MB', heapRatio60kTo6k: '', peakRssMB: 'MB', peakRssMB6k: 'MB' },
+    goals: [{ metric: 'heapRatio60kTo6k', op: '<=', value: 1.5, description: 'peak heap for 60,000 items within 1.5× that for 6,000 (bounded by the chunk size)' }],
+    async run(ctx) {
+      const small = await runSync(ctx, 'mem6k', 6_000, 60, MAX_RPS);
+      const big = await runSync(ctx, 'mem60k', 60_000, 60, MAX_RPS);
+      return {
+        itemsPerSec: big.items / big.seconds,
+        seconds: big.seconds,
+        peakHeapMB: big.peakHeapMB,
+        peakHeapMB6k: small.peakHeapMB,
+        heapRatio60kTo6k: big.peakHeapMB / small.peakHeapMB,
+        peakRssMB: big.peakRssMB,
+        peakRssMB6k: small.peakRssMB,
+      };
+    },
+  },
+];
