@@ -58,7 +58,13 @@ const ALLOWED: Record<Core, { areas: string[]; typesFrom: string[]; packages: (f
   registry: {
     areas: ['registry', 'errors'],
     typesFrom: ['ml'],
-    packages: (f) => ['zod', 'node:*', ...(/registry\/backends\/supabase\.ts$/.test(f) ? ['@supabase/supabase-js'] : [])],
+    packages: (f) => [
+      'zod',
+      'node:*',
+      ...(/registry\/backends\/supabase\.ts$/.test(f) ? ['@supabase/supabase-js'] : []),
+      // The backend contract suite (STYLE.md §8) is a describe() factory that backend test files call.
+      ...(/registry\/contract\.ts$/.test(f) ? ['vitest'] : []),
+    ],
   },
   db: {
     areas: ['db', 'errors'],

@@ -4,10 +4,9 @@
  * what the backend needs, including a ready-made Supabase client.
  */
 import path from 'node:path';
-import type { SupabaseClient } from '@supabase/supabase-js';
 import { ConfigError } from '../errors.js';
 import { localStore } from './backends/local.js';
-import { supabaseStore } from './backends/supabase.js';
+import { type SupabaseStoreOptions, supabaseStore } from './backends/supabase.js';
 import type { RetryPolicy, Sleep } from './retry.js';
 import type { ModelStore, StoreRetryEvent } from './types.js';
 
@@ -43,7 +42,7 @@ export function parseStoreUrl(url: string, cwd: string): StoreLocation {
 export interface OpenStoreDeps {
   cwd: string;
   /** Builds the Supabase client for supabase:// stores (the command layer reads the credentials). */
-  supabase?: () => Pick<SupabaseClient, 'storage'>;
+  supabase?: () => SupabaseStoreOptions['client'];
   retry?: RetryPolicy;
   sleep?: Sleep;
   onRetry?: (e: StoreRetryEvent) => void;
