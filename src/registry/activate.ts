@@ -103,25 +103,33 @@ export interface RepairResult {
   moved?: PointerMove;
 }
 
+export interface RepairOptions {
+  dryRun?: boolean;
+  /** Deep reports the caller already made (models verify hashes everything first); re-verified otherwise. */
+  verified?: ReadonlyMap<string, VerifyReport>;
+}
+
 /**
  * If current is corrupt (or the pointer itself is damaged), point it at the newest complete version.
  * @throws ValidationFailedError NO_COMPLETE_VERSION when no version is complete (nothing is changed).
  */
-export async function repair(ctx: RegistryContext, opts: { dryRun?: boolean } = {}): Promise<RepairResult> {
+export async function repair(ctx: RegistryContext, opts: RepairOptions = {}): Promise<RepairResult> {
+  const deepVerify = async (version: string, expectedManifestSha256?: string) =>
+    opts.verified?.get(version) ?? verifyVersion(ctx, version, { deep: true, expectedManifestSha256 });
   const read = await readCurrent(ctx, { tolerateCorrupt: true });
   if (read.text === null) return { name: ctx.name, currentProblem: null };
   let problem: string | null = read.corrupt ?? null;
   let currentVersion: string | null = null;
   if (read.pointer) {
     currentVersion = read.pointer.current.version;
-    const report = await verifyVersion(ctx, currentVersion, { deep: true, expectedManifestSha256: read.pointer.current.manifest.sha256 });
+    const report = await deepVerify(currentVersion, read.pointer.current.manifest.sha256);
     if (report.status === 'complete') return { name: ctx.name, currentProblem: null };
     problem = `current version ${currentVersion} is ${report.status}: ${describeProblems(report.problems)}`;
   }
   const listing = await listVersions(ctx, { tolerateCorruptPointer: true });
   const candidates = listing.versions.filter((v) => v.status === 'complete' && v.version !== currentVersion);
   for (const c of candidates) {
-    const report = await verifyVersion(ctx, c.version, { deep: true });
+    const report = await deepVerify(c.version);
     if (report.status !== 'complete') continue;
     // A damaged pointer cannot contribute its history; start a fresh one rather than guess.
     const base: CurrentPointer = read.pointer ? read : { text: read.text, pointer: null };

@@ -3,7 +3,7 @@ import { concurrencyOf, readCurrent, type RegistryContext } from './context.js';
 import { mapLimit } from './pool.js';
 import { previousVersion } from './pointer.js';
 import type { StoredObject } from './types.js';
-import { type VersionProblem, type VersionStatus, verifyVersion } from './verify.js';
+import { type VerifyReport, type VersionProblem, type VersionStatus, verifyVersion } from './verify.js';
 
 export interface VersionSummary {
   version: string;
@@ -40,6 +40,8 @@ export interface ListVersionsOptions {
   /** Hash every file of every version (else compare listing sizes). @default false */
   deep?: boolean;
   tolerateCorruptPointer?: boolean;
+  /** Receives each version's full report (with manifest), e.g. to hand deep results on to `repair`. */
+  onReport?: (report: VerifyReport) => void;
 }
 
 export async function listVersions(ctx: RegistryContext, opts: ListVersionsOptions = {}): Promise<VersionListing> {
@@ -59,6 +61,7 @@ export async function listVersions(ctx: RegistryContext, opts: ListVersionsOptio
   const expectedSha = new Map([read.pointer?.current, ...(read.pointer?.history ?? [])].filter((e) => e).map((e) => [e!.version, e!.manifest.sha256]));
   const versions = await mapLimit([...byVersion.keys()], concurrencyOf(ctx), async (version): Promise<VersionSummary> => {
     const r = await verifyVersion(ctx, version, { deep: opts.deep ?? false, listing: byVersion.get(version), expectedManifestSha256: expectedSha.get(version) });
+    opts.onReport?.(r);
     const m = r.manifest;
     return {
       version,

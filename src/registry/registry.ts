@@ -6,6 +6,6 @@ export { type CurrentPointer, type RegistryContext, type RegistryEvent, readCurr
 export { type PublishInput, type PublishResult, publishVersion } from './publish.js';
 export { listVersions, type ListVersionsOptions, type VersionListing, type VersionSummary } from './list.js';
 export { describeProblems, type VerifyReport, type VersionProblem, type VersionStatus, verifyVersion } from './verify.js';
-export { type PointerMove, type RepairResult, repair, rollback, type RollbackOptions } from './activate.js';
+export { type PointerMove, type RepairOptions, type RepairResult, repair, rollback, type RollbackOptions } from './activate.js';
 export { INCOMPLETE_GRACE_MS, prune, type PruneOptions, type PruneResult } from './prune.js';
 export { type Pointer, type PointerEntry, parsePointer, previousVersion } from './pointer.js';

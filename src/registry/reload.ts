@@ -10,7 +10,7 @@ const MAX_RESPONSE_CHARS = 500;
 
 /** The part of `SupabaseClient['functions']` used here. */
 export interface FunctionsInvoker {
-  invoke(name: string, options: { body: unknown; signal?: AbortSignal }): Promise<{ data: unknown; error: unknown }>;
+  invoke(name: string, options: { body: Record<string, unknown>; signal?: AbortSignal }): Promise<{ data: unknown; error: unknown }>;
 }
 
 export interface ReloadOptions {
