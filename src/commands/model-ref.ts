@@ -68,7 +68,7 @@ export async function resolveModel(opts: ResolveModelOptions = {}): Promise<Reso
     return { dir, manifest, manifestSha256, version: manifest.publication?.version ?? manifest.runId, published: Boolean(manifest.publication), source: 'dir' };
   }
 
-  const opened = openModelStore(opts);
+  const opened = await openModelStore(opts);
   const phase = reporter.phase(`Resolving ${opts.name ?? DEFAULT_MODEL_NAME} ${spec} in ${opened.store.url}`);
   let bar: ReturnType<typeof reporter.progress> | undefined;
   let done = 0;

@@ -26,7 +26,7 @@ export interface ModelsOptions extends CommonOptions {
 }
 
 export async function modelsList(opts: ModelsOptions = {}): Promise<VersionListing> {
-  const opened = openModelStore(opts);
+  const opened = await openModelStore(opts);
   const phase = reporterOf(opts).phase(`Listing ${opened.store.url}`);
   try {
     const listing = await listVersions(registryContext(opened, opts, opts.name), { tolerateCorruptPointer: true });
@@ -57,7 +57,7 @@ export async function modelsVerify(opts: ModelsVerifyOptions = {}): Promise<Mode
   if (opts.version !== undefined && opts.repair) throw new UsageError('--repair works on current; run `am-ml models verify --repair` without a version.');
   if (opts.dryRun && !opts.repair) throw new UsageError('--dry-run only applies with --repair.');
   const reporter = reporterOf(opts);
-  const opened = openModelStore(opts);
+  const opened = await openModelStore(opts);
   const progress = registryProgress(reporter);
   try {
     const ctx = registryContext(opened, opts, opts.name, (e) => progress.onProgress(e));
@@ -95,7 +95,7 @@ export interface ModelsPruneOptions extends ModelsOptions {
 }
 
 export async function modelsPrune(opts: ModelsPruneOptions): Promise<PruneResult & { store: string }> {
-  const opened = openModelStore(opts);
+  const opened = await openModelStore(opts);
   const progress = registryProgress(reporterOf(opts));
   try {
     const r = await prune(registryContext(opened, opts, opts.name, (e) => progress.onProgress(e)), { keep: opts.keep, dryRun: opts.dryRun });

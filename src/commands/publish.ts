@@ -121,7 +121,7 @@ export async function publish(opts: PublishOptions): Promise<PublishCommandResul
   if (unlistedFiles.length) reporter.warn(`${unlistedFiles.length} file(s) not listed in the manifest will not be published: ${unlistedFiles.slice(0, 5).join(', ')}`);
   check.succeed(`${manifest.kind} model ${manifest.runId}: ${manifest.files.length} files, all sha256 as listed`);
 
-  const opened = openModelStore(opts);
+  const opened = await openModelStore(opts);
   const progress = registryProgress(reporter);
   const ctx = { ...registryContext(opened, opts, name, (e: Parameters<typeof progress.onProgress>[0]) => progress.onProgress(e)), now: opts.now };
   try {

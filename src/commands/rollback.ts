@@ -28,7 +28,7 @@ export interface RollbackCommandResult extends PointerMove {
 export async function rollback(opts: RollbackCommandOptions = {}): Promise<RollbackCommandResult> {
   if (opts.to !== undefined) assertId(opts.to, 'version', '--to');
   const reporter = reporterOf(opts);
-  const opened = openModelStore(opts);
+  const opened = await openModelStore(opts);
   const progress = registryProgress(reporter);
   try {
     const ctx = registryContext(opened, opts, opts.name, (e) => progress.onProgress(e));

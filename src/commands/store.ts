@@ -9,9 +9,9 @@ import { parseManifest } from '../ml/artifacts-fs.js';
 import type { RegistryContext, RegistryEvent } from '../registry/registry.js';
 import { openStore } from '../registry/open-store.js';
 import { DEFAULT_RELOAD_FUNCTION, type ReloadResult, triggerReload } from '../registry/reload.js';
+import type { RetryPolicy } from '../registry/retry.js';
 import type { ModelStore, StoreRetryEvent } from '../registry/types.js';
 import { type CommonOptions, configOf, cwdOf, reporterOf } from './common.js';
-import { createSupabaseClient } from './supabase-client.js';
 
 export const DEFAULT_MODEL_NAME = 'two_tower';
 /** Downloaded versions live here, one folder per manifest sha256. */
@@ -24,16 +24,19 @@ export interface OpenedStore {
   config: ConfigFor<'store'>;
 }
 
-export function openModelStore(opts: CommonOptions, extra: { onRetry?: (e: StoreRetryEvent) => void } = {}): OpenedStore {
+export async function openModelStore(opts: CommonOptions, extra: { onRetry?: (e: StoreRetryEvent) => void; retry?: RetryPolicy } = {}): Promise<OpenedStore> {
   const config = configOf(opts, ['store']);
   let supabase: SupabaseClient | undefined;
   if (config.modelStore.startsWith('supabase://')) {
     const creds = configOf(opts, ['supabase']);
+    // Loaded only for supabase:// stores: file:// commands stay free of supabase-js and ws.
+    const { createSupabaseClient } = await import('./supabase-client.js');
     supabase = createSupabaseClient(creds.supabaseUrl, creds.supabaseServiceRoleKey);
   }
   const reporter = reporterOf(opts);
   const store = openStore(config.modelStore, {
     cwd: cwdOf(opts),
+    retry: extra.retry,
     supabase: supabase ? () => supabase! : undefined,
     onRetry:
       extra.onRetry ??

@@ -17,8 +17,9 @@
  * - `DELETE …/object/<bucket>` with `{prefixes: [...]}` removes exact keys and returns the removed objects.
  * - `GET/POST/DELETE …/bucket…` for bucket management (create, get, empty, delete).
  * - `POST /functions/v1/<name>` calls a handler registered with `setFunction` (404 otherwise).
- * Requests must carry `Authorization: Bearer <key>`. Faults can be injected per request (error status, dropped
- * connection before or after the object is stored, or a stalled upload to kill the client in the middle).
+ * Requests must carry `Authorization: Bearer <key>`. Faults can be injected per request: an error status, a
+ * connection dropped before or after the object is stored, a request stalled forever (kill the client in the
+ * middle of an upload), or held until released (order two clients deterministically).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
@@ -28,7 +29,10 @@ export type FaultAction =
   | { kind: 'status'; status: number; message?: string }
   | { kind: 'drop' }
   | { kind: 'drop-after-commit' }
-  | { kind: 'stall' };
+  /** Hold the request open, unanswered, until stop() (a client killed mid-upload). */
+  | { kind: 'stall' }
+  /** Hold the request until releaseHeld(), then serve it normally (to order two clients deterministically). */
+  | { kind: 'hold' };
 
 export interface Fault {
   method?: string;
@@ -81,8 +85,10 @@ export interface FakeSupabase {
   requests: RecordedRequest[];
   invocations: FunctionInvocation[];
   inject(fault: Fault): void;
-  /** Resolves when a `stall` fault holds a request open. */
-  nextStall(): Promise<RecordedRequest>;
+  /** Resolves when a `stall` or `hold` fault catches a request. */
+  nextHeld(): Promise<RecordedRequest>;
+  /** Serve every request a `hold` fault is holding. */
+  releaseHeld(): void;
   setFunction(name: string, handler: FunctionHandler): void;
   getObject(bucket: string, path: string): Buffer | undefined;
   /** Write an object directly (tests use it to damage a stored file). */
@@ -104,8 +110,14 @@ export async function startFakeSupabase(opts: FakeSupabaseOptions = {}): Promise
   const requests: RecordedRequest[] = [];
   const invocations: FunctionInvocation[] = [];
   const held = new Set<Socket>();
-  const stallWaiters: ((r: RecordedRequest) => void)[] = [];
-  const stallQueue: RecordedRequest[] = [];
+  const heldWaiters: ((r: RecordedRequest) => void)[] = [];
+  const heldQueue: RecordedRequest[] = [];
+  const onHold: (() => void)[] = [];
+  const announceHeld = (r: RecordedRequest) => {
+    const waiter = heldWaiters.shift();
+    if (waiter) waiter(r);
+    else heldQueue.push(r);
+  };
 
   const putRecord = (bucket: Map<string, StoredObjectRecord>, name: string, data: Buffer, contentType: string, cacheControl: string) => {
     const now = new Date().toISOString();
@@ -154,7 +166,7 @@ export async function startFakeSupabase(opts: FakeSupabaseOptions = {}): Promise
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       rec.status = status;
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json', ...headers });
       res.end(method === 'HEAD' ? undefined : text);
     };
     // The Storage server's error shape: real status in the body, HTTP 400 (or 500 for server faults).
@@ -174,27 +186,37 @@ export async function startFakeSupabase(opts: FakeSupabaseOptions = {}): Promise
     if (fault?.kind === 'stall') {
       held.add(req.socket);
       req.pause();
-      const waiter = stallWaiters.shift();
-      if (waiter) waiter(rec);
-      else stallQueue.push(rec);
+      announceHeld(rec);
       return;
     }
 
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
-    req.on('data', (c: Buffer) => {
-      size += c.byteLength;
-      if (size > maxObjectBytes) tooLarge = true;
-      else chunks.push(c);
-    });
-    req.on('end', () => {
-      try {
-        handle(Buffer.concat(chunks));
-      } catch (err) {
-        fail(500, 'InternalError', 'Internal', (err as Error).message);
-      }
-    });
+    const proceed = () => {
+      req.on('data', (c: Buffer) => {
+        size += c.byteLength;
+        if (size > maxObjectBytes) tooLarge = true;
+        else chunks.push(c);
+      });
+      req.on('end', () => {
+        try {
+          handle(Buffer.concat(chunks));
+        } catch (err) {
+          fail(500, 'InternalError', 'Internal', (err as Error).message);
+        }
+      });
+    };
+    if (fault?.kind === 'hold') {
+      req.pause();
+      onHold.push(() => {
+        proceed();
+        req.resume();
+      });
+      announceHeld(rec);
+      return;
+    }
+    proceed();
 
     function handle(body: Buffer) {
       const authorized = req.headers.authorization === `Bearer ${key}`;
@@ -365,11 +387,15 @@ export async function startFakeSupabase(opts: FakeSupabaseOptions = {}): Promise
     requests,
     invocations,
     inject: (f) => faults.push({ ...f, left: f.times ?? 1 }),
-    nextStall: () => new Promise((resolve) => {
-      const queued = stallQueue.shift();
-      if (queued) resolve(queued);
-      else stallWaiters.push(resolve);
-    }),
+    nextHeld: () =>
+      new Promise((resolve) => {
+        const queued = heldQueue.shift();
+        if (queued) resolve(queued);
+        else heldWaiters.push(resolve);
+      }),
+    releaseHeld: () => {
+      for (const go of onHold.splice(0)) go();
+    },
     setFunction: (name, handler) => functions.set(name, handler),
     getObject: (bucket, p) => buckets.get(bucket)?.get(p)?.data,
     putObject: (bucket, p, data) => {
