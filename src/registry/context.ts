@@ -66,6 +66,9 @@ export function versionOfText(text: string | null): string {
 
 /** Turn a store-level POINTER_MOVED into one naming both versions and what to do. */
 export function pointerMovedError(err: unknown, ctx: RegistryContext, attempted: string, extra = ''): unknown {
+  if (err instanceof ConflictError && err.code === 'POINTER_LOCKED') {
+    return new ConflictError(`${err.message} ${attempted} was not made current.${extra}`, { code: err.code, hint: err.hint, details: err.details, cause: err });
+  }
   if (!(err instanceof ConflictError) || err.code !== 'POINTER_MOVED') return err;
   const d = (err.details ?? {}) as { expected?: string | null; found?: string | null };
   const expected = versionOfText(d.expected ?? null);

@@ -10,7 +10,7 @@
  * Killed anywhere before 4, the version is incomplete and never current; between 4 and 5, it is complete but not
  * current. The old pointer and the old version are untouched throughout.
  */
-import { ConflictError, throwIfAborted, ValidationFailedError } from '../errors.js';
+import { ConflictError, InterruptedError, throwIfAborted, ValidationFailedError } from '../errors.js';
 import type { ModelManifest, Publication } from '../ml/artifacts.js';
 import { concurrencyOf, nowOf, pointerMovedError, readCurrent, type RegistryContext, versionOfText } from './context.js';
 import { sha256Hex } from './hash.js';
@@ -95,6 +95,34 @@ export async function publishVersion(ctx: RegistryContext, input: PublishInput):
     (await store.list(dir, { signal: ctx.signal })).map((o) => [o.path.slice(dir.length + 1), o.size] as const),
   );
   if (input.dryRun) return result;
+  try {
+    return await uploadVerifyActivate(ctx, input, { dir, expected, leftovers, result, activate });
+  } catch (err) {
+    // Say what an interruption left behind, wherever in the transfer it struck.
+    if (err instanceof InterruptedError && !err.message.includes(version)) {
+      const left = result.manifestSha256
+        ? `${version} is complete but not current; run \`am-ml rollback --to ${version}\` to activate it.`
+        : interruptedHint(version);
+      throw new InterruptedError(`Interrupted. ${left}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+interface PublishState {
+  dir: string;
+  expected: string | null;
+  leftovers: Map<string, number>;
+  result: PublishResult;
+  activate: boolean;
+}
+
+async function uploadVerifyActivate(ctx: RegistryContext, input: PublishInput, st: PublishState): Promise<PublishResult> {
+  const { store, name } = ctx;
+  const { version, manifest } = input;
+  const { dir, expected, leftovers, result, activate } = st;
+  const files = manifest.files;
+  const bytes = result.bytes;
 
   // 2. Upload.
   await mapLimit(files, concurrencyOf(ctx), async (f) => {
@@ -157,6 +185,7 @@ export async function publishVersion(ctx: RegistryContext, input: PublishInput):
   const manifestBytes = new TextEncoder().encode(manifestText);
   try {
     await store.putFile(manifestPath(name, version), manifestBytes, { signal: ctx.signal, contentType: 'application/json' });
+    result.manifestSha256 = sha256Hex(manifestBytes);
   } catch (err) {
     if (err instanceof ConflictError && err.code === 'OBJECT_EXISTS') throw versionExists(ctx, version);
     throw err;
