@@ -6,13 +6,16 @@ import { UsageError } from '../errors.js';
 import {
   describeProblems,
   listVersions,
+  previousVersion,
+  readCurrent,
+  summaryOf,
+  verifyVersion,
   prune,
   type PruneResult,
   type RepairResult,
   repair,
   type VerifyReport,
   type VersionListing,
-  type VersionSummary,
 } from '../registry/registry.js';
 import { assertId } from '../registry/paths.js';
 import { formatBytes } from './format-bytes.js';
@@ -62,11 +65,20 @@ export async function modelsVerify(opts: ModelsVerifyOptions = {}): Promise<Mode
   try {
     const ctx = registryContext(opened, opts, opts.name, (e) => progress.onProgress(e));
     const reports = new Map<string, VerifyReport>();
-    let listing = await listVersions(ctx, { deep: true, tolerateCorruptPointer: true, onReport: (r) => reports.set(r.version, r) });
+    let listing: VersionListing;
     if (opts.version !== undefined) {
-      const only = listing.versions.filter((v) => v.version === opts.version);
-      const absent: VersionSummary = { version: opts.version, status: 'absent', current: false, previous: false, checked: 'sha256', files: 0, bytes: 0, problems: [] };
-      listing = { ...listing, versions: only.length ? only : [absent] };
+      // One version: hash only that one (against the pointer's record of it, when it is current).
+      const read = await readCurrent(ctx, { tolerateCorrupt: true });
+      const p = read.pointer;
+      const report = await verifyVersion(ctx, opts.version, {
+        deep: true,
+        expectedManifestSha256: p?.current.version === opts.version ? p.current.manifest.sha256 : undefined,
+      });
+      const current = p?.current.version ?? null;
+      const previous = p ? (previousVersion(p)?.version ?? null) : null;
+      listing = { name: ctx.name, store: opened.store.url, current, previous, ...(read.corrupt ? { pointerProblem: read.corrupt } : {}), versions: [summaryOf(report, current, previous)] };
+    } else {
+      listing = await listVersions(ctx, { deep: true, tolerateCorruptPointer: true, onReport: (r) => reports.set(r.version, r) });
     }
     const result: ModelsVerifyResult = { ...listing, ok: false };
     if (opts.repair) {

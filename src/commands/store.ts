@@ -8,6 +8,7 @@ import { type ConfigFor, DEFAULT_HOME_DIR } from '../config.js';
 import { parseManifest } from '../ml/artifacts-fs.js';
 import type { RegistryContext, RegistryEvent } from '../registry/registry.js';
 import { openStore } from '../registry/open-store.js';
+import { assertId } from '../registry/paths.js';
 import { DEFAULT_RELOAD_FUNCTION, type ReloadResult, triggerReload } from '../registry/reload.js';
 import type { RetryPolicy } from '../registry/retry.js';
 import type { ModelStore, StoreRetryEvent } from '../registry/types.js';
@@ -46,6 +47,7 @@ export async function openModelStore(opts: CommonOptions, extra: { onRetry?: (e:
 }
 
 export function registryContext(opened: OpenedStore, opts: CommonOptions, name: string | undefined, onProgress?: (e: RegistryEvent) => void): RegistryContext {
+  assertId(name ?? DEFAULT_MODEL_NAME, 'name', '--name');
   return { store: opened.store, name: name ?? DEFAULT_MODEL_NAME, parseManifest, signal: opts.signal, onProgress };
 }
 

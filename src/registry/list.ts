@@ -36,6 +36,29 @@ export interface VersionListing {
   versions: VersionSummary[];
 }
 
+/** The listing row for one verified version. */
+export function summaryOf(r: VerifyReport, current: string | null, previous: string | null): VersionSummary {
+  const m = r.manifest;
+  return {
+    version: r.version,
+    status: r.status,
+    current: r.version === current,
+    previous: r.version === previous,
+    checked: r.checked,
+    files: r.files,
+    bytes: r.bytes,
+    kind: m?.kind,
+    runId: m?.runId,
+    createdAt: m?.createdAt,
+    publishedAt: m?.publication?.publishedAt,
+    embeddingDim: m?.embeddingDim,
+    metrics: m?.metrics,
+    notes: m?.publication?.notes,
+    lastWriteAt: r.lastWriteAt,
+    problems: r.problems,
+  };
+}
+
 export interface ListVersionsOptions {
   /** Hash every file of every version (else compare listing sizes). @default false */
   deep?: boolean;
@@ -58,29 +81,12 @@ export async function listVersions(ctx: RegistryContext, opts: ListVersionsOptio
     list.push({ ...o, path: rest.slice(slash + 1) });
     byVersion.set(version, list);
   }
-  const expectedSha = new Map([read.pointer?.current, ...(read.pointer?.history ?? [])].filter((e) => e).map((e) => [e!.version, e!.manifest.sha256]));
+  // The current version must still be the exact manifest the pointer recorded (a swapped manifest is damage).
+  const expectedSha = new Map(read.pointer ? [[read.pointer.current.version, read.pointer.current.manifest.sha256]] : []);
   const versions = await mapLimit([...byVersion.keys()], concurrencyOf(ctx), async (version): Promise<VersionSummary> => {
     const r = await verifyVersion(ctx, version, { deep: opts.deep ?? false, listing: byVersion.get(version), expectedManifestSha256: expectedSha.get(version) });
     opts.onReport?.(r);
-    const m = r.manifest;
-    return {
-      version,
-      status: r.status,
-      current: version === current,
-      previous: version === previous,
-      checked: r.checked,
-      files: r.files,
-      bytes: r.bytes,
-      kind: m?.kind,
-      runId: m?.runId,
-      createdAt: m?.createdAt,
-      publishedAt: m?.publication?.publishedAt,
-      embeddingDim: m?.embeddingDim,
-      metrics: m?.metrics,
-      notes: m?.publication?.notes,
-      lastWriteAt: r.lastWriteAt,
-      problems: r.problems,
-    };
+    return summaryOf(r, current, previous);
   });
   const when = (v: VersionSummary) => Date.parse(v.publishedAt ?? v.lastWriteAt ?? '') || 0;
   versions.sort((a, b) => when(b) - when(a) || (a.version < b.version ? 1 : a.version > b.version ? -1 : 0));

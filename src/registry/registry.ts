@@ -4,7 +4,7 @@
  */
 export { type CurrentPointer, type RegistryContext, type RegistryEvent, readCurrent, TRANSFER_CONCURRENCY } from './context.js';
 export { type PublishInput, type PublishResult, publishVersion } from './publish.js';
-export { listVersions, type ListVersionsOptions, type VersionListing, type VersionSummary } from './list.js';
+export { listVersions, type ListVersionsOptions, summaryOf, type VersionListing, type VersionSummary } from './list.js';
 export { describeProblems, type VerifyReport, type VersionProblem, type VersionStatus, verifyVersion } from './verify.js';
 export { type PointerMove, type RepairOptions, type RepairResult, repair, rollback, type RollbackOptions } from './activate.js';
 export { INCOMPLETE_GRACE_MS, prune, type PruneOptions, type PruneResult } from './prune.js';

@@ -180,7 +180,9 @@ export function supabaseStore(opts: SupabaseStoreOptions): ModelStore {
       });
       if (!error) return;
       const f = toFailure(error);
-      if (f.status === 409 && !overwrite) {
+      // Current servers answer statusCode "409"; old ones passed Postgres' unique violation through.
+      const exists = f.status === 409 || /already exists|duplicate key/i.test(f.message);
+      if (exists && !overwrite) {
         // A retried create whose first attempt landed (the answer was lost) finds its own bytes: that is success.
         if (attempt > 1) {
           const existing = await download(p, opt.signal, true);
