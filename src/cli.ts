@@ -302,12 +302,13 @@ Examples:
     .command('list', { isDefault: true })
     .description('versions with status (complete / incomplete / corrupt), current, previous, size, dates and metrics')
     .addOption(nameOption())
-    .addHelpText('after', '\nExamples:\n  am-ml models\n  am-ml models list --json\n  am-ml --store supabase://models/prod models\n')
+    .option('--check', 'exit 4 unless current is the newest complete version')
+    .addHelpText('after', '\nExamples:\n  am-ml models\n  am-ml models list --json\n  am-ml models --check   # exit 4 unless current is the newest complete version\n  am-ml --store supabase://models/prod models\n')
     .action(
       action('models list', async (common, f) => {
         const m = await import('./commands/models.js');
         const result = await m.modelsList({ ...common, name: f.name as string });
-        return { result, text: m.formatModelsList(result) };
+        return { result, text: m.formatModelsList(result), exitCode: f.check && !result.currentIsNewest ? EXIT.VALIDATION : EXIT.OK };
       }),
     );
   reloadOptions(

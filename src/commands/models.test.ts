@@ -80,6 +80,7 @@ describe.each(stores)('models and rollback (%s store)', (_kind, setup, damage) =
     const dry = await rollback({ ...common, to: 'v1', dryRun: true });
     expect(dry).toMatchObject({ to: 'v1', changed: false, dryRun: true });
     expect((await modelsList(common)).current).toBe('v2');
+    expect((await cli(['models', '--check'], env)).code).toBe(EXIT.VALIDATION); // v3 is newer than current
 
     expect((await cli(['models', 'verify'], env)).code).toBe(0);
     damage('two_tower/v2/item/group1-shard1of1.bin', (b) => (b[0] ^= 0x80));
@@ -99,6 +100,7 @@ describe.each(stores)('models and rollback (%s store)', (_kind, setup, damage) =
     const again = await cli(['models', 'verify', '--repair'], env);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/repair: current is complete; nothing to repair/);
+    expect((await cli(['models', '--check', '--json'], env)).code).toBe(0);
 
     const resolved = await resolveModel(common);
     expect(resolved).toMatchObject({ version: 'v3', source: 'download', published: true });

@@ -28,13 +28,20 @@ export interface ModelsOptions extends CommonOptions {
   name?: string;
 }
 
-export async function modelsList(opts: ModelsOptions = {}): Promise<VersionListing> {
+export interface ModelsListResult extends VersionListing {
+  /** The newest complete version (by publication time), and whether current is it (`--check`). */
+  newestComplete: string | null;
+  currentIsNewest: boolean;
+}
+
+export async function modelsList(opts: ModelsOptions = {}): Promise<ModelsListResult> {
   const opened = await openModelStore(opts);
   const phase = reporterOf(opts).phase(`Listing ${opened.store.url}`);
   try {
     const listing = await listVersions(registryContext(opened, opts, opts.name), { tolerateCorruptPointer: true });
     phase.succeed(`${listing.versions.length} version(s) in ${opened.store.url}`);
-    return listing;
+    const newestComplete = listing.versions.find((v) => v.status === 'complete')?.version ?? null;
+    return { ...listing, newestComplete, currentIsNewest: listing.current !== null && listing.current === newestComplete };
   } catch (err) {
     phase.fail();
     throw err;
@@ -124,7 +131,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
-export function formatModelsList(l: VersionListing): string {
+export function formatModelsList(l: ModelsListResult): string {
   const head = `${l.name} in ${l.store}: current ${l.current ?? 'none'}${l.pointerProblem ? ` (POINTER DAMAGED: run \`am-ml models verify --repair\`)` : ''}`;
   if (!l.versions.length) return `${head}\nno versions yet (publish one with \`am-ml publish <model-dir>\`)`;
   const rows = [['', 'version', 'status', 'size', 'created', 'published', 'metrics']];
