@@ -192,7 +192,11 @@ export interface CatalogWriter {
    * Find or create the run for `scope` per `mode`; returns its checkpoints.
    * @throws UsageError for `resume` with nothing to resume
    */
-  openRun(scope: SyncRunScope | null, mode: RunMode, meta: { newRunId: string; amMlVersion?: string }): Promise<SyncRunState>;
+  openRun(
+    scope: SyncRunScope | null,
+    mode: RunMode,
+    meta: { newRunId: string; amMlVersion?: string; /** Plan only: record nothing. */ dryRun?: boolean },
+  ): Promise<SyncRunState>;
   /** Open failures, oldest first (the next run retries them first). */
   openFailures(floors: readonly string[]): Promise<OpenSyncFailure[]>;
   /** One transaction: upserts, join rows, has_performer, failures, checkpoints, then the afterChunk hook. */

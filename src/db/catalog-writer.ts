@@ -136,7 +136,7 @@ function dedupeFailures(fs: readonly SyncFailureRecord[]): SyncFailureRecord[] {
 
 /** Thrown inside a dry-run transaction to roll it back after computing what it would do. */
 class DryRunRollback extends InternalError {
-  constructor(readonly result: ChunkWriteResult) {
+  constructor(readonly result: ChunkWriteResult | SyncRunState) {
     super('dry run rollback');
   }
 }
@@ -480,71 +480,88 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
     return result;
   }
 
+  async function openRunInTx(
+    tx: Queryable,
+    scope: SyncRunScope | null,
+    mode: RunMode,
+    meta: { newRunId: string; amMlVersion?: string },
+  ): Promise<SyncRunState> {
+    let runId: string | undefined;
+    let runScope = scope;
+    if (mode === 'restart' && scope) {
+      await tx.query(
+        `UPDATE am_ml.sync_runs SET status = 'abandoned', updated_at = now() WHERE scope_key = $1 AND status = 'running'`,
+        [scopeKey(scope)],
+      );
+    } else {
+      const found = await tx.query<{ run_id: string; scope: SyncRunScope }>(
+        scope
+          ? `SELECT run_id, scope FROM am_ml.sync_runs WHERE scope_key = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1`
+          : `SELECT run_id, scope FROM am_ml.sync_runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1`,
+        scope ? [scopeKey(scope)] : [],
+      );
+      if (found.rows.length) {
+        runId = found.rows[0].run_id;
+        runScope = typeof found.rows[0].scope === 'string' ? JSON.parse(found.rows[0].scope) : found.rows[0].scope;
+      } else if (mode === 'resume') {
+        throw new UsageError(
+          scope
+            ? `--resume: there is no unfinished sync run for ${scope.floors.join(',')} ${scope.from}..${scope.to} to resume.`
+            : '--resume: there is no unfinished sync run to resume.',
+          { code: 'NOTHING_TO_RESUME', hint: 'Run without --resume to start a new sync run.' },
+        );
+      }
+    }
+    if (!runScope) throw new UsageError('A sync run needs floors and a date range.');
+    const resumed = runId !== undefined;
+    if (!runId) {
+      runId = meta.newRunId;
+      await tx.query(
+        `INSERT INTO am_ml.sync_runs (run_id, scope_key, scope, status, am_ml_version) VALUES ($1, $2, $3, 'running', $4)`,
+        [runId, scopeKey(runScope), JSON.stringify(runScope), meta.amMlVersion ?? null],
+      );
+    } else {
+      await tx.query(`UPDATE am_ml.sync_runs SET updated_at = now() WHERE run_id = $1`, [runId]);
+    }
+    const cps = await tx.query<CheckpointRow>(
+      `SELECT floor, window_start, window_end, status, total_count, next_offset
+         FROM am_ml.sync_checkpoints WHERE run_id = $1`,
+      [runId],
+    );
+    return {
+      runId,
+      resumed,
+      scope: runScope,
+      checkpoints: cps.rows.map((r) => ({
+        floor: r.floor,
+        start: toDate(r.window_start),
+        end: toDate(r.window_end),
+        status: r.status,
+        totalCount: r.total_count === null ? null : Number(r.total_count),
+        nextOffset: Number(r.next_offset),
+      })),
+    };
+  }
+
   return {
     async prepare() {
       await assertColumns(db, REQUIRED_COLUMNS);
     },
 
     async openRun(scope: SyncRunScope | null, mode: RunMode, meta): Promise<SyncRunState> {
-      return db.transaction(async (tx) => {
-        let runId: string | undefined;
-        let runScope = scope;
-        if (mode === 'restart' && scope) {
-          await tx.query(
-            `UPDATE am_ml.sync_runs SET status = 'abandoned', updated_at = now() WHERE scope_key = $1 AND status = 'running'`,
-            [scopeKey(scope)],
-          );
-        } else {
-          const found = await tx.query<{ run_id: string; scope: SyncRunScope }>(
-            scope
-              ? `SELECT run_id, scope FROM am_ml.sync_runs WHERE scope_key = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1`
-              : `SELECT run_id, scope FROM am_ml.sync_runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1`,
-            scope ? [scopeKey(scope)] : [],
-          );
-          if (found.rows.length) {
-            runId = found.rows[0].run_id;
-            runScope = typeof found.rows[0].scope === 'string' ? JSON.parse(found.rows[0].scope) : found.rows[0].scope;
-          } else if (mode === 'resume') {
-            throw new UsageError(
-              scope
-                ? `--resume: there is no unfinished sync run for ${scope.floors.join(',')} ${scope.from}..${scope.to} to resume.`
-                : '--resume: there is no unfinished sync run to resume.',
-              { code: 'NOTHING_TO_RESUME', hint: 'Run without --resume to start a new sync run.' },
-            );
-          }
+      // A dry run plans with the same run lookup but leaves no trace: its transaction is rolled back.
+      if (meta.dryRun) {
+        try {
+          await db.transaction(async (tx) => {
+            throw new DryRunRollback(await openRunInTx(tx, scope, mode, meta));
+          });
+        } catch (err) {
+          if (err instanceof DryRunRollback) return err.result as SyncRunState;
+          throw err;
         }
-        if (!runScope) throw new UsageError('A sync run needs floors and a date range.');
-        const resumed = runId !== undefined;
-        if (!runId) {
-          runId = meta.newRunId;
-          await tx.query(
-            `INSERT INTO am_ml.sync_runs (run_id, scope_key, scope, status, am_ml_version) VALUES ($1, $2, $3, 'running', $4)`,
-            [runId, scopeKey(runScope), JSON.stringify(runScope), meta.amMlVersion ?? null],
-          );
-        } else {
-          await tx.query(`UPDATE am_ml.sync_runs SET updated_at = now() WHERE run_id = $1`, [runId]);
-        }
-        const cps = await tx.query<CheckpointRow>(
-          `SELECT floor, window_start, window_end, status, total_count, next_offset
-             FROM am_ml.sync_checkpoints WHERE run_id = $1`,
-          [runId],
-        );
-        return {
-          runId,
-          resumed,
-          scope: runScope,
-          checkpoints: cps.rows.map((r) => ({
-            floor: r.floor,
-            start: toDate(r.window_start),
-            end: toDate(r.window_end),
-            status: r.status,
-            totalCount: r.total_count === null ? null : Number(r.total_count),
-            nextOffset: Number(r.next_offset),
-          })),
-        };
-      });
+      }
+      return db.transaction((tx) => openRunInTx(tx, scope, mode, meta));
     },
-
     async openFailures(floors: readonly string[]): Promise<OpenSyncFailure[]> {
       const r = await db.query<{
         id: number;
@@ -587,7 +604,7 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
           throw new DryRunRollback(await writeInTx(tx, chunk, true));
         });
       } catch (err) {
-        if (err instanceof DryRunRollback) return err.result;
+        if (err instanceof DryRunRollback) return err.result as ChunkWriteResult;
         throw err;
       }
       throw new InternalError('dry-run transaction was not rolled back');

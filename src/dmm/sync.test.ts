@@ -361,8 +361,8 @@ describe('syncCatalog', () => {
     expect(r.items).toMatchObject({ seen: 260, inserted: 260 });
     expect(r.reconciliation).toBeNull();
     expect(await catalogDump(h.db)).toBe(before);
-    const cps = await h.db.query(`SELECT 1 FROM am_ml.sync_checkpoints`);
-    expect(cps.rows).toHaveLength(0);
+    const traces = await h.db.query(`SELECT 1 FROM am_ml.sync_checkpoints UNION ALL SELECT 1 FROM am_ml.sync_runs`);
+    expect(traces.rows).toHaveLength(0);
   });
 
   it('stops on abort with the written part consistent, and resumes', async () => {

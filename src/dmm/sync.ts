@@ -188,6 +188,7 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   const run = await writer.openRun(scope, mode, {
     newRunId: opts.newRunId ?? newRunId(now()),
     amMlVersion: opts.amMlVersion,
+    dryRun,
   });
   const checkpoints = new Map(run.checkpoints.map((c) => [windowKey(c), c]));
   const openFailures = await writer.openFailures(run.scope.floors);
@@ -560,7 +561,7 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   result.durationMs = now() - startedAt;
   if (producerError) {
     // Everything fetched before the error is written with its checkpoint; the rerun resumes there.
-    await writer.finishRun(run.runId, redactValue(result), false).catch(() => {});
+    if (!dryRun) await writer.finishRun(run.runId, redactValue(result), false).catch(() => {});
     if (producerError instanceof InterruptedError || signal?.aborted) {
       throw new InterruptedError(
         `Interrupted. ${written} videos were written with their checkpoint in run ${run.runId}; run the same command again to resume.`,
@@ -575,7 +576,7 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   // window done. Invalid items do not hold a run open (they are the API's data; they are retried on every run).
   const pagesFailed = result.failures.pages.count > 0;
   if (!dryRun && completed) result.reconciliation = await reconcile(writer, run.runId);
-  await writer.finishRun(run.runId, redactValue(result), completed && !dryRun && !pagesFailed);
+  if (!dryRun) await writer.finishRun(run.runId, redactValue(result), completed && !pagesFailed);
   const gaps = result.reconciliation?.unexplained ?? 0;
   if (pagesFailed || gaps > 0) {
     const parts: string[] = [];
