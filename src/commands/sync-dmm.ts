@@ -118,7 +118,9 @@ export async function syncDmm(opts: SyncDmmOptions = {}): Promise<SyncDmmResult>
   // An explicit scope is always given except for a bare --resume, which continues the latest unfinished run.
   const explicitScope = opts.floors !== undefined || opts.from !== undefined || opts.to !== undefined;
 
-  const db = await openDb({ url: config.databaseUrl, cwd, caFile: config.databaseCaFile });
+  // The embedded database runs on its own thread: fetching and parsing pages and writing chunks then use both
+  // cores instead of taking turns on one (PGlite blocks the event loop while a statement runs).
+  const db = await openDb({ url: config.databaseUrl, cwd, caFile: config.databaseCaFile, pgliteWorker: true });
   let bar: ReturnType<typeof reporter.progress> | undefined;
   try {
     const writer = createCatalogWriter(db, { afterChunk: opts.afterChunk });

@@ -1,12 +1,21 @@
 import { startNativePostgres } from '../testing/native-postgres.js';
 import { createTestDb } from '../testing/pglite.js';
 import { describeCatalogWriter } from './catalog-writer.contract.js';
+import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { PGLITE_MEMORY } from './pglite.js';
+import { openPgliteWorker } from './pglite-worker.js';
 import { openPostgres } from './postgres.js';
 import type { Db } from './types.js';
 
-// The contract runs against the embedded default in every test run…
+// The contract runs against the embedded default in every test run, in process and on a worker thread (the way
+// sync-dmm opens it)…
 describeCatalogWriter('pglite', () => createTestDb());
+describeCatalogWriter('pglite (worker thread)', async () => {
+  const db = await openPgliteWorker({ dir: PGLITE_MEMORY });
+  await migrate(db);
+  return db;
+});
 
 // …and over the wire protocol against a throwaway native PostgreSQL (binary COPY FROM STDIN into the staging
 // tables, pooled connections). That server has no pgvector, so the embedding columns, which the catalog writer

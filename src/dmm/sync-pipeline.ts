@@ -35,9 +35,16 @@ export class EntryQueue {
   constructor(private readonly maxVideos: number) {}
 
   /** Queue an entry; a video waits while the queue is full. Throws once the writer has failed. */
+  /** Milliseconds the fetcher spent waiting for room (the writer was the bottleneck meanwhile). */
+  blockedMs = 0;
+
   async push(e: Entry): Promise<void> {
-    while (e.t === 'video' && this.videos >= this.maxVideos && this.cancelled === undefined) {
-      await new Promise<void>((r) => this.wakePush.push(r));
+    if (e.t === 'video' && this.videos >= this.maxVideos && this.cancelled === undefined) {
+      const t = performance.now();
+      while (this.videos >= this.maxVideos && this.cancelled === undefined) {
+        await new Promise<void>((r) => this.wakePush.push(r));
+      }
+      this.blockedMs += performance.now() - t;
     }
     if (this.cancelled !== undefined) throw this.cancelled;
     this.items.push(e);
@@ -75,8 +82,8 @@ export interface WriteChunksOptions {
   runId: string;
   chunkSize: number;
   dryRun: boolean;
-  /** After each committed (or, dry, rolled-back) chunk, with the number of videos it held. */
-  onChunk(result: ChunkWriteResult, videos: number): void;
+  /** After each committed (or, dry, rolled-back) chunk, with the number of videos it held and the time it took. */
+  onChunk(result: ChunkWriteResult, videos: number, ms: number): void;
 }
 
 /** Consume the queue until it is closed and drained, writing chunks of `chunkSize` videos. */
@@ -105,8 +112,9 @@ export async function writeChunks(queue: EntryQueue, opts: WriteChunksOptions): 
     marks = rest;
     const empty = !take.length && !chunk.checkpoints.length && !chunk.failures.length && !chunk.resolved.length && !chunk.finishedWindows!.length;
     if (empty) return;
+    const t = performance.now();
     const r = await opts.writer.writeChunk(chunk, { dryRun: opts.dryRun });
-    opts.onChunk(r, take.length);
+    opts.onChunk(r, take.length, performance.now() - t);
   };
 
   for (;;) {

@@ -119,6 +119,11 @@ export interface SyncResult {
   reconciliation: SyncReconciliation | null;
   unknownKeys: string[];
   durationMs: number;
+  /**
+   * Where the time went: `writingMs` in chunk transactions, `fetcherBlockedMs` with the fetcher waiting for the
+   * writer (a run limited by --rps, not by the database, keeps this near zero).
+   */
+  timing: { writingMs: number; fetcherBlockedMs: number; chunks: number };
 }
 
 /** A probed window still at the offset cap at the minimum window size (§8.2 step 4). */
@@ -216,6 +221,7 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
     reconciliation: null,
     unknownKeys: [],
     durationMs: 0,
+    timing: { writingMs: 0, fetcherBlockedMs: 0, chunks: 0 },
   };
 
   const queue = new EntryQueue(chunkSize * QUEUE_CHUNKS);
@@ -524,7 +530,9 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
 
   // ---- the writer side ---------------------------------------------------------------------------------------
   let written = 0;
-  const tally = (r: ChunkWriteResult, videos: number) => {
+  const tally = (r: ChunkWriteResult, videos: number, ms: number) => {
+    result.timing.writingMs += ms;
+    result.timing.chunks++;
     result.items.inserted += r.inserted;
     result.items.updated += r.updated;
     result.items.unchanged += r.unchanged;
@@ -559,6 +567,8 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   result.retries = client.stats.retries - retriesBefore;
   result.unknownKeys = [...unknownKeys];
   result.durationMs = now() - startedAt;
+  result.timing.writingMs = Math.round(result.timing.writingMs);
+  result.timing.fetcherBlockedMs = Math.round(queue.blockedMs);
   if (producerError) {
     // Everything fetched before the error is written with its checkpoint; the rerun resumes there.
     if (!dryRun) await writer.finishRun(run.runId, redactValue(result), false).catch(() => {});
