@@ -384,6 +384,20 @@ describe('syncCatalog', () => {
     await expectStoredEqualsServed(h, allItems(catalog));
   });
 
+  it('pages by the offsets it asked for, so a wrong first_position echo cannot loop or skip', async () => {
+    const catalog = generateDmmCatalog({ seed: 26, items: 350, from: '2024-01-01', to: '2024-01-05', quirks: false });
+    const h = await harness(catalog);
+    const lying: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      const body = await res.json();
+      if (body?.result) body.result.first_position = 1;
+      return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
+    };
+    const r = await h.run({ floors: ['digital/videoa'], to: '2024-01-05' }, { fetch: lying });
+    expect(r.items).toMatchObject({ seen: 350, inserted: 350 });
+    expect(h.server.requests.map((q) => Number(q.params.offset)).sort((a, b) => a - b)).toEqual([1, 101, 201, 301]);
+  });
+
   it('keeps requests in flight while a chunk is being written (fetching and writing overlap)', async () => {
     const catalog = generateDmmCatalog({ seed: 25, items: 800, from: '2024-01-01', to: '2024-01-10', quirks: false });
     const h = await harness(catalog);

@@ -414,7 +414,9 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
           return 'end';
         }
       }
-      const next = page.firstPosition + page.items.length;
+      // Where the next page starts. The offset we asked for is what this page holds; a first_position that
+      // disagrees must not send paging backwards (an API ignoring `offset` would loop forever).
+      const next = out.offset + page.items.length;
       await queue.push({ t: 'checkpoint', cp: { ...w, status: 'paging', totalCount: windowTotal, nextOffset: next } });
       if (stop) return 'end';
       // A short or shifted page: continue exactly where it ended instead of at the predicted offset.
