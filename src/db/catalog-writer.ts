@@ -164,15 +164,16 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
   const groupNames = groupPairs.map((p) => p.group);
 
   /**
-   * On the embedded database only, skip the per-row foreign-key triggers while inserting join rows. Each row's
-   * video_id and tag_id/performer_id come from a join against the parent rows in this same transaction, and PGlite
-   * has a single connection, so no other session can remove a parent in between: the checks cannot fail, and they
-   * were ~40 % of a chunk's time in WebAssembly. Never on a server (other sessions exist; the app's own triggers
-   * must run), and switched back before anything else runs (the afterChunk hook sees normal triggers).
+   * On the embedded database only, skip the per-row foreign-key triggers while writing join rows (returned as SQL
+   * to prepend or append to a statement, saving round trips). Each row's video_id and tag_id/performer_id come from
+   * a join against the parent rows in this same transaction, and PGlite has a single connection, so no other
+   * session can remove a parent in between: the checks cannot fail, and they were ~40 % of a chunk's time in
+   * WebAssembly. Never on a server (other sessions exist; the app's own triggers must run). Switched back before
+   * anything else runs, so the afterChunk hook sees normal triggers.
    */
-  async function relaxJoinChecks(tx: Queryable, relax: boolean): Promise<void> {
-    if (db.driver !== 'pglite') return;
-    await tx.exec(`SET LOCAL session_replication_role = ${relax ? 'replica' : 'origin'}`);
+  function relaxJoinChecks(relax: boolean): string {
+    if (db.driver !== 'pglite') return '';
+    return `SET LOCAL session_replication_role = ${relax ? 'replica' : 'origin'};`;
   }
 
   async function writeInTx(tx: Queryable, chunk: CatalogChunk, dryRun: boolean): Promise<ChunkWriteResult> {
@@ -284,14 +285,12 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
 
       // Ids of every staged video (changed or not): the join rows of all of them are brought in line. Videos
       // inserted by this chunk have no join rows yet, so the deletes below only look at the others.
-      await tx.query(
+      const idRows = await tx.query<{ id: string; external_id: string }>(
         `INSERT INTO am_ml_stage_ids (id, external_id, is_new)
          SELECT v.id, s.external_id, v.id = ANY($1::uuid[])
-           FROM am_ml_stage_videos s JOIN public.videos v ON v.external_id = s.external_id`,
+           FROM am_ml_stage_videos s JOIN public.videos v ON v.external_id = s.external_id
+         RETURNING id::text AS id, external_id`,
         [upserted.rows.filter((r) => r.inserted).map((r) => r.id)],
-      );
-      const idRows = await tx.query<{ id: string; external_id: string }>(
-        'SELECT id::text AS id, external_id FROM am_ml_stage_ids',
       );
       const externalIdOf = new Map(idRows.rows.map((r) => [r.id, r.external_id]));
       const anyExisting = idRows.rows.length > upserted.rows.filter((r) => r.inserted).length;
@@ -326,13 +325,13 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
           RETURNING vt.video_id::text AS video_id`);
         touch(removed.rows);
       }
-      // New videos cannot conflict: a plain INSERT skips the speculative-insertion path of ON CONFLICT.
-      await relaxJoinChecks(tx, true);
-      await tx.query(`
+      // New videos cannot conflict: a plain INSERT skips the speculative-insertion path of ON CONFLICT. From here to
+      // the last join row, the embedded database skips per-row FK triggers (see relaxJoinChecks).
+      await tx.exec(`${relaxJoinChecks(true)}
         INSERT INTO public.video_tags (video_id, tag_id)
         SELECT DISTINCT i.id, t.id
           FROM am_ml_stage_tags st JOIN am_ml_stage_ids i USING (external_id) JOIN public.tags t ON t.name = st.name
-         WHERE i.is_new`);
+         WHERE i.is_new;`);
       if (anyExisting) {
         const added = await tx.query<{ video_id: string }>(`
           INSERT INTO public.video_tags (video_id, tag_id)
@@ -343,8 +342,6 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
           RETURNING video_id::text AS video_id`);
         touch(added.rows);
       }
-
-      await relaxJoinChecks(tx, false);
 
       // Performers: upsert on the DMM actress id (names are not unique); the last name seen in the chunk wins.
       const perf = await tx.query<{ inserted: boolean }>(`
@@ -364,13 +361,13 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
           RETURNING vp.video_id::text AS video_id`);
         touch(removed.rows);
       }
-      await relaxJoinChecks(tx, true);
-      await tx.query(`
+      await tx.exec(`
         INSERT INTO public.video_performers (video_id, performer_id)
         SELECT DISTINCT i.id, p.id
           FROM am_ml_stage_performers sp JOIN am_ml_stage_ids i USING (external_id)
           JOIN public.performers p ON p.fanza_actress_id = sp.actress_id
-         WHERE i.is_new`);
+         WHERE i.is_new;
+        ${anyExisting ? '' : relaxJoinChecks(false)}`);
       if (anyExisting) {
         const added = await tx.query<{ video_id: string }>(`
           INSERT INTO public.video_performers (video_id, performer_id)
@@ -381,8 +378,8 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
           ON CONFLICT (video_id, performer_id) DO NOTHING
           RETURNING video_id::text AS video_id`);
         touch(added.rows);
+        await tx.exec(relaxJoinChecks(false) || 'SELECT 1');
       }
-      await relaxJoinChecks(tx, false);
 
       for (const [id, externalId] of externalIdOf) {
         if (touched.has(externalId) && !changed.has(externalId)) changed.set(externalId, { id, externalId, change: 'updated' });

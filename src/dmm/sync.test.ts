@@ -389,8 +389,8 @@ describe('syncCatalog', () => {
     const h = await harness(catalog);
     const lying: typeof fetch = async (input, init) => {
       const res = await fetch(input, init);
-      const body = await res.json();
-      if (body?.result) body.result.first_position = 1;
+      const body = (await res.json()) as { result?: { first_position?: number } };
+      if (body.result) body.result.first_position = 1;
       return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
     };
     const r = await h.run({ floors: ['digital/videoa'], to: '2024-01-05' }, { fetch: lying });

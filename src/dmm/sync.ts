@@ -44,6 +44,8 @@ export const MAX_CONSECUTIVE_PAGE_FAILURES = 3;
 /** Videos buffered between fetcher and writer, in chunks (bounds memory to the chunk size). */
 const QUEUE_CHUNKS = 2;
 export type { SyncReconciliation, WindowGap } from './reconcile.js';
+/** Items parsed between two turns of the event loop. */
+const YIELD_EVERY_ITEMS = 20;
 /** Failures listed by name in the result (all are counted and stored). */
 const MAX_LISTED_FAILURES = 50;
 
@@ -246,6 +248,9 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
   ): Promise<{ taken: number; stop: boolean }> {
     let taken = 0;
     for (let idx = 0; idx < items.length; idx++) {
+      // Give the event loop a turn now and then: the database thread's replies wait for it, and a page's items
+      // would otherwise run as one long stretch of microtasks.
+      if (idx > 0 && idx % YIELD_EVERY_ITEMS === 0) await new Promise<void>((r) => setImmediate(r));
       if (opts.maxItems !== undefined && result.items.seen >= opts.maxItems) return { taken, stop: true };
       const raw = items[idx];
       result.items.seen++;
