@@ -287,8 +287,9 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
       // inserted by this chunk have no join rows yet, so the deletes below only look at the others.
       const idRows = await tx.query<{ id: string; external_id: string }>(
         `INSERT INTO am_ml_stage_ids (id, external_id, is_new)
-         SELECT v.id, s.external_id, v.id = ANY($1::uuid[])
+         SELECT v.id, s.external_id, n.id IS NOT NULL
            FROM am_ml_stage_videos s JOIN public.videos v ON v.external_id = s.external_id
+           LEFT JOIN unnest($1::uuid[]) AS n(id) ON n.id = v.id
          RETURNING id::text AS id, external_id`,
         [upserted.rows.filter((r) => r.inserted).map((r) => r.id)],
       );
