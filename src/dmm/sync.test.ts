@@ -283,6 +283,25 @@ describe('syncCatalog', () => {
     await expectStoredEqualsServed(h, allItems(catalog));
   });
 
+  it('records a failed probe, syncs the other windows, and plans that window again next run', async () => {
+    const catalog = generateDmmCatalog({ seed: 27, items: 600, from: '2024-01-01', to: '2024-01-06', quirks: false });
+    const h = await harness(catalog);
+    // The first half of the range fails on every attempt; the split makes it its own window.
+    h.server.inject({ kind: '503', times: 3, match: (q) => q.params.gte_date === '2024-01-01T00:00:00' && q.params.lte_date === '2024-01-03T23:59:59' });
+    const err = await h.run({ floors: ['digital/videoa'], to: '2024-01-06', splitThreshold: 500 }).catch((e) => e);
+    expect(err).toBeInstanceOf(SyncIncompleteError);
+    const part = err.details.result;
+    expect(part.failures.pages.list).toEqual([
+      { window: 'digital/videoa 2024-01-01T00:00:00..2024-01-03T23:59:59', offset: 1, reason: expect.stringMatching(/HTTP 503/) },
+    ]);
+    expect(part.items.inserted).toBe(300);
+    const second = await h.run({ floors: ['digital/videoa'], to: '2024-01-06', splitThreshold: 500 });
+    expect(second).toMatchObject({ resumed: true, windows: { skippedDone: 1 } });
+    expect(second.reconciliation).toMatchObject({ apiTotal: 600, stored: 600, unexplained: 0 });
+    await expectStoredEqualsServed(h, allItems(catalog));
+    expect((await h.db.query(`SELECT 1 FROM am_ml.sync_failures WHERE resolved_at IS NULL`)).rows).toEqual([]);
+  });
+
   it('stops after consecutive page failures instead of reading the error as the end of the data', async () => {
     const catalog = generateDmmCatalog({ seed: 19, items: 800, from: '2024-01-01', to: '2024-01-05', quirks: false });
     const h = await harness(catalog);

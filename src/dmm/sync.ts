@@ -497,7 +497,14 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
           result.windows.probed++;
           const out = await fetchPage(w, 1);
           result.requests = client.stats.requests - requestsBefore;
-          if (out.error) throw out.error; // no total without a probe: cannot plan this window
+          if (out.error) {
+            // Without its total the window cannot be planned: record the probe like any failed page, go on with
+            // the other windows, and leave the run open; the next run probes this window again.
+            await pageFailed(w, 1, out.error);
+            stopIfFailingInARow(out.error);
+            continue;
+          }
+          consecutivePageFailures = 0;
           first = out.page!;
           total = first.totalCount;
           if (total >= threshold) {
