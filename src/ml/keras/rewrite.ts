@@ -70,11 +70,10 @@ interface Ctx extends RewriteOptions {
   usedMappings: Set<string>;
 }
 
-function rewriteModel(obj: Json, prefix: string, ctx: Ctx): Json {
+/** `scope`: the model's own path in messages ('' for the top-level model, `user_tower` for a nested one). */
+function rewriteModel(obj: Json, scope: string, ctx: Ctx): Json {
   const className = String(obj.class_name);
   const config = isObj(obj.config) ? obj.config : {};
-  const name = String(config.name ?? obj.name ?? 'model');
-  const scope = prefix ? `${prefix}/${name}` : name;
   const rawLayers = Array.isArray(config.layers) ? (config.layers as unknown[]) : [];
   const out: Json = {};
   for (const [k, v] of Object.entries(config)) {
@@ -109,7 +108,7 @@ function rewriteLayer(obj: Json, scope: string, ctx: Ctx, functional: boolean, m
 
   let out: Json;
   if (isModelClass(className)) {
-    out = rewriteModel(obj, scope, ctx);
+    out = rewriteModel(obj, path, ctx);
   } else {
     const custom = registered !== null && registered !== className && registered.includes('>');
     if (custom || !isSupportedClass(className)) {
@@ -148,8 +147,8 @@ function lambdaShim(obj: Json, path: string, name: string, ctx: Ctx): Json | und
       ctx.state.problems.push({
         layer: path,
         className: 'Lambda',
-        problem: `Python code (${r.reason})`,
-        suggestion: `${suggestionFor('Lambda', null).replace('<layer>', name)}`,
+        problem: `a Python lambda am-ml cannot identify (${r.reason})`,
+        suggestion: `if it is an L2 normalisation pass --map-lambda ${name}=l2_normalize:axis=-1; otherwise replace it with a Keras layer (UnitNormalization for L2 normalisation)`,
       });
       return undefined;
     }
@@ -216,7 +215,16 @@ function rewriteLayerConfig(className: string, config: Json, path: string, ctx: 
   if (className === 'Dot' && Array.isArray(config.axes) && config.axes.length !== 2) problem('Dot with more than two axes', 'use axes of one int or a pair');
   if ((className === 'Rescaling') && (Array.isArray(config.scale) || Array.isArray(config.offset))) problem('Rescaling with per-channel scale/offset', 'use scalar scale and offset');
   if ((className === 'GlobalAveragePooling1D' || className === 'GlobalMaxPooling1D') && config.keepdims === true) problem('keepdims: true', 'pool without keepdims and Reshape after');
-  if (className === 'InputLayer' && config.sparse === true) problem('sparse input', 'use a dense input');
+  if (className === 'InputLayer') {
+    if (config.sparse === true) problem('sparse input', 'use a dense input');
+    // TF.js tensors are float32, int32, bool or string: narrow the rest (ids fit int32; weights are float32 anyway).
+    const d = dtypeName(config.dtype);
+    if (typeof d === 'string') {
+      if (/^u?int(8|16|64)$|^uint32$/.test(d)) out.dtype = 'int32';
+      else if (/^(float16|float64|bfloat16)$/.test(d)) out.dtype = 'float32';
+      else if (d === 'string') problem('string input', 'do string lookups in TypeScript and feed ids to the model');
+    }
+  }
   void path;
   return out;
 }

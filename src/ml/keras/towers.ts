@@ -7,7 +7,7 @@
  * the new model holds the layer and everything it depends on, with the original inputs it needs.
  */
 import { invalidModel } from './errors.js';
-import { firstNode, type LayerSpec, type ModelSpec, type TensorRef } from './model-tree.js';
+import { firstNode, type ModelSpec, type TensorRef } from './model-tree.js';
 
 type Json = Record<string, unknown>;
 
@@ -20,8 +20,6 @@ export interface TowerInfo {
   /** The layer whose output is the tower's output. */
   output: string;
 }
-
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Layers (names) the given tensor depends on, itself included. */
 function ancestors(model: ModelSpec, start: string): Set<string> {
@@ -122,5 +120,3 @@ export function inTower(layerPath: string, tower: ExtractedTower): boolean {
   return tower.layerPaths.has(top);
 }
 
-export type { LayerSpec };
-void isObj;
