@@ -97,7 +97,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     progress.end();
   }
   const t1 = performance.now();
-  if (!opts.tower && conversion.towers.length >= 2) {
+  if (!opts.tower && !opts.listTowers && conversion.towers.length >= 2) {
     reporter.info(`This is a two-tower model; towers: ${conversion.towers.map((t) => `${t.name} (inputs ${t.inputs.join(', ')})`).join('; ')}. Export one with --tower <name>.`);
   }
   for (const l of conversion.lambdas) reporter.info(`Lambda ${l.layer} runs as ${l.as} (${l.how}).`);

@@ -26,6 +26,7 @@ import type { LoadedGolden } from './keras/golden.js';
 import { decodeWeights, encodeWeights, type QuantizeDtype } from './keras/tfjs-format.js';
 import type { TfjsFolder } from './keras/tfjs-folder.js';
 import { loadTfjsFolder } from './keras/tfjs-load.js';
+import { disposeLayersModel } from './runtime/index.js';
 import type { MappedWeight } from './keras/weights.js';
 import { tf } from './tf.js';
 
@@ -455,7 +456,7 @@ export async function validateModel(opts: ValidateModelOptions): Promise<Validat
     }
     for (const g of opts.goldens ?? []) report.golden.push(compareGolden(model, g, tolerance, opts.tree, opts.quantized));
   } finally {
-    model.dispose();
+    disposeLayersModel(model);
   }
   const after = tf.memory().numTensors;
   report.tensorLeak = { before, after, ok: after === before };

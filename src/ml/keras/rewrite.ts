@@ -212,6 +212,9 @@ function rewriteLayerConfig(className: string, config: Json, path: string, ctx: 
     out.alpha = config.negative_slope;
     delete out.negative_slope;
   }
+  if (className === 'ELU' && config.alpha !== undefined && Number(config.alpha) !== 1) {
+    problem(`ELU with alpha=${String(config.alpha)} (tfjs-layers 4.22 only implements alpha=1.0)`, "use ELU(alpha=1.0) or activation='elu'");
+  }
   if (className === 'Dot' && Array.isArray(config.axes) && config.axes.length !== 2) problem('Dot with more than two axes', 'use axes of one int or a pair');
   if ((className === 'Rescaling') && (Array.isArray(config.scale) || Array.isArray(config.offset))) problem('Rescaling with per-channel scale/offset', 'use scalar scale and offset');
   if ((className === 'GlobalAveragePooling1D' || className === 'GlobalMaxPooling1D') && config.keepdims === true) problem('keepdims: true', 'pool without keepdims and Reshape after');

@@ -13,7 +13,7 @@ import { isZip, readZip } from './zip.js';
 /** Largest input file we read into memory. */
 export const MAX_INPUT_BYTES = 2 ** 31 - 1;
 
-export type SourceFormat = 'keras-v3-zip' | 'h5-full-model' | 'json-topology+h5-weights';
+export type SourceFormat = 'keras-v3-zip' | 'h5-full-model' | 'json-topology+h5-weights' | 'json-topology+keras3-weights';
 
 export interface SourceFile {
   path: string;
@@ -29,7 +29,7 @@ export interface KerasSource {
   backend: string | null;
   /** The model config as stored: `{class_name, config, ...}`. */
   modelConfig: Record<string, unknown>;
-  /** The HDF5 weights: the whole file for `.h5`, `model.weights.h5` for `.keras`. */
+  /** The HDF5 weights: the whole file for `.h5`, `model.weights.h5` for `.keras`, the `--weights` file for JSON. */
   weightsFile: H5File;
   /** Group that holds the per-layer weight groups (`model_weights` or the root), for h5 formats. */
   weightsRoot: H5Group;
@@ -120,6 +120,11 @@ export function listAttr(group: H5Group, name: string): string[] | undefined {
   return out;
 }
 
+/** Keras 3 `save_weights` / `.keras` weights layout: containers under `layers/` (or tf.keras 2.13+'s name). */
+function isKeras3WeightsFile(root: H5Group): boolean {
+  return !root.attrs.has('model_config') && !listAttr(root, 'layer_names') && (root.has('layers') || root.has('_layer_checkpoint_dependencies'));
+}
+
 function openH5(bytes: Uint8Array, file: string): H5File {
   try {
     const f = openHdf5(bytes, file);
@@ -173,6 +178,12 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
     const f = openH5(bytes, name);
     const rootConfig = textAttr(f.root.attr('model_config'));
     if (rootConfig === null) {
+      if (isKeras3WeightsFile(f.root)) {
+        throw unreadableInput(
+          `${name} is a Keras 3 weights file (save_weights: a layers/ group, no model_config); it needs the model topology as well.`,
+          `Pass the topology JSON (model.to_json()) as the input and this file with --weights: am-ml export model.json --weights ${name} --out <dir>.`,
+        );
+      }
       if (listAttr(f.root, 'layer_names')) {
         throw unreadableInput(
           `${name} is a weights-only HDF5 file (root attribute layer_names, no model_config); it needs the model topology as well.`,
@@ -214,9 +225,26 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
     const wname = path.basename(opts.weights);
     if (!isHdf5(wbytes)) throw unreadableInput(`${wname} is not an HDF5 file (it starts with "${magicText(wbytes)}"); --weights takes the .h5 written by save_weights().`);
     const f = openH5(wbytes, wname);
+    if (isKeras3WeightsFile(f.root)) {
+      const version = typeof topology.keras_version === 'string' ? topology.keras_version : null;
+      return {
+        format: 'json-topology+keras3-weights',
+        kerasVersion: version,
+        kerasMajor: majorOf(version, config),
+        backend: typeof topology.backend === 'string' ? topology.backend : null,
+        modelConfig: config,
+        weightsFile: f,
+        weightsRoot: f.root,
+        files: [describeFile(input, bytes), describeFile(opts.weights, wbytes)],
+        inputBytes: bytes.length + wbytes.length,
+      };
+    }
     const root = listAttr(f.root, 'layer_names') ? f.root : f.root.group('model_weights');
     if (!root || !listAttr(root, 'layer_names')) {
-      throw unreadableInput(`${wname} has no layer_names attribute; it is not a Keras weights file.`, 'Write it with model.save_weights("weights.h5").');
+      throw unreadableInput(
+        `${wname} is neither a legacy Keras weights file (root attribute layer_names) nor a Keras 3 one (a layers/ group); it is not a Keras weights file.`,
+        'Write it with model.save_weights(...) in Keras.',
+      );
     }
     const version = (typeof topology.keras_version === 'string' ? topology.keras_version : null) ?? textAttr(root.attr('keras_version'));
     return {

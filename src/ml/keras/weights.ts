@@ -78,7 +78,7 @@ export function mapWeights(source: KerasSource, model: ModelSpec): WeightMapping
   const fileLabel = source.files[source.files.length - 1].path;
   let ignored: string[];
   try {
-    if (source.format === 'keras-v3-zip') mapKerasZip(source, model, slots, take);
+    if (source.format === 'keras-v3-zip' || source.format === 'json-topology+keras3-weights') mapKerasZip(source, model, slots, take);
     else mapH5(source, model, slots, take);
     ignored = checkAllUsed(source, used);
   } catch (err) {
@@ -293,7 +293,7 @@ function assignByName(
 function checkAllUsed(source: KerasSource, used: Set<string>): string[] {
   const ignored: string[] = [];
   const unused: string[] = [];
-  const isZip = source.format === 'keras-v3-zip';
+  const isZip = source.format === 'keras-v3-zip' || source.format === 'json-topology+keras3-weights';
   const start = isZip ? source.weightsFile.root : source.weightsRoot;
   const prefix = start.path === '/' ? '' : `${start.path.replace(/^\//, '')}/`;
   const walk = (g: H5Group, rel: string, depth: number) => {

@@ -43,4 +43,29 @@ export function customLayersOf(modelJson: { modelTopology?: unknown; userDefined
   return [...names].sort();
 }
 
+/** The parts of a tfjs LayersModel / Layer this needs (`_refCount` is protected in tfjs' types). */
+type Disposable = { dispose(): unknown; layers?: unknown[] };
+type Inner = Disposable & { _refCount?: number | null };
+
+/**
+ * Dispose a LayersModel completely. tfjs-layers 4.22 leaves the weights of a Sequential nested inside another
+ * Sequential alive after `model.dispose()` (the nested model's reference count stays at 1), so long-lived
+ * processes that reload models leak memory; this disposes such nested models too. Returns the tensors released.
+ */
+export function disposeLayersModel(model: Disposable): number {
+  const before = tf.memory().numTensors;
+  model.dispose();
+  const visit = (layer: Disposable) => {
+    for (const inner of (layer.layers ?? []) as Inner[]) {
+      visit(inner);
+      // Only containers the parent failed to release (their own ref count still above zero).
+      if (inner.layers && typeof inner._refCount === 'number' && inner._refCount > 0) {
+        while ((inner._refCount ?? 0) > 0) inner.dispose();
+      }
+    }
+  };
+  visit(model);
+  return before - tf.memory().numTensors;
+}
+
 registerAmMlLayers();
