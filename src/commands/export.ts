@@ -18,7 +18,7 @@ import type { TowerInfo } from '../ml/keras/towers.js';
 import { readTfjsFolder } from '../ml/keras/tfjs-folder.js';
 import type { BackendChoice } from '../ml/tf.js';
 import type { ConversionValidation } from '../ml/validate.js';
-import { AMML_VERSION } from '../version.js';
+import { AMML_VERSION, amMlGitCommit } from '../version.js';
 import { type CommonOptions, cwdOf, reporterOf } from './common.js';
 import { formatValidation, initValidationBackend, parseLambdaFlags, progressToReporter } from './keras-shared.js';
 
@@ -135,7 +135,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     const written = await writeExportFolder(conversion, {
       outDir,
       force: opts.force,
-      amMl: { version: AMML_VERSION, gitCommit: null },
+      amMl: { version: AMML_VERSION, gitCommit: amMlGitCommit() },
       manifestExtras: {
         config: { shardSizeBytes: opts.shardSizeBytes ?? 4194304, ...(opts.quantize ? { quantize: opts.quantize } : {}), validated: Boolean(opts.validate) },
       },

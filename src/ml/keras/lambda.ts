@@ -434,7 +434,7 @@ function interpret(code: CodeObject, t: OpTable): SymCall | undefined {
       case 'PRECALL':
         break;
       case 'CALL':
-        if (!makeCall(arg, kwNames, true)) return undefined;
+        if (t.name === '3.13' ? !makeCall313(stack, arg, []) : !makeCall(arg, kwNames, true)) return undefined;
         kwNames = undefined;
         break;
       case 'CALL_KW':
