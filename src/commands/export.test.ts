@@ -102,6 +102,23 @@ describe('am-ml export', () => {
     expect(existsSync(tmp.join('nope'))).toBe(false);
   });
 
+  it('extracts a branch tower of a flat two-tower model (the public slfcc model) and matches the stand-alone model', async () => {
+    const list = await exportModel({ input: `${K}/joehigton__slfcc__two_tower_model.keras`, listTowers: true, cwd: tmp.path });
+    expect(list.towers.map((t) => [t.name, t.kind])).toEqual([['item_representation', 'branch'], ['perspective_score_b_z', 'branch']]);
+    // The user branch of the two-tower model is the published bz_extractor model: Keras' outputs of that file agree.
+    const r = await exportModel({
+      input: `${K}/joehigton__slfcc__two_tower_model.keras`,
+      tower: 'perspective_score_b_z',
+      out: tmp.join('branch'),
+      validate: true,
+      golden: [`${G}/joehigton__slfcc__bz_extractor.keras.golden.json`],
+      cwd: tmp.path,
+    });
+    expect(r.inputs.map((i) => i.name)).toEqual(['input_gender', 'input_race', 'input_educ', 'input_income', 'input_party']);
+    expect(r.weights).toMatchObject({ count: 9, sourceCount: 11 });
+    expect(r.validation?.report.golden[0].ok).toBe(true);
+  });
+
   it('quantizes to float16 and uint8 and reports the accuracy change', async () => {
     for (const [dtype, ratio] of [['float16', 2], ['uint8', 4]] as const) {
       const r = await exportModel({ input: `${G}/user_tower_768.h5`, out: tmp.join(`q-${dtype}`), quantize: dtype, validate: true, cwd: tmp.path });

@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { UsageError, ValidationFailedError } from '../errors.js';
-import { convertKeras, type ExportEvent, type TensorInfo } from '../ml/keras/convert.js';
+import { convertKeras, type ExportEvent, resolvedSourceFiles, type TensorInfo } from '../ml/keras/convert.js';
 import { checkOutDir, writeExportFolder } from '../ml/keras/export-folder.js';
 import { readGoldenFile } from '../ml/keras/golden.js';
 import type { QuantizeDtype } from '../ml/keras/tfjs-format.js';
@@ -157,7 +157,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     model: conversion.modelName,
     tower: conversion.tower ?? null,
     towers: conversion.towers,
-    source: { files: conversion.source.files, format: conversion.source.format, kerasVersion: conversion.source.kerasVersion },
+    source: { files: await resolvedSourceFiles(conversion), format: conversion.source.format, kerasVersion: conversion.source.kerasVersion },
     inputs: conversion.inputs,
     outputs: conversion.outputs,
     customLayers: conversion.customLayers,

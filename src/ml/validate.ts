@@ -322,8 +322,8 @@ function checkWeights(folder: TfjsFolder, sourceWeights: MappedWeight[] | undefi
         range = Math.max(range, Math.abs(w.data[i]));
       }
       report.maxAbsError = Math.max(report.maxAbsError, maxErr);
-      // float16 keeps 11 significant bits; uint8 is within half a step of (max − min)/255.
-      const bound = quantized === 'float16' ? range * 2 ** -11 + 1e-7 : (2 * range) / 255 / 2 + 1e-7;
+      // float16 keeps 11 significant bits; uint8 is within one step of (max − min)/255 ≤ 2·max|w|/255.
+      const bound = quantized === 'float16' ? range * 2 ** -11 + 1e-7 : (2 * range) / 255 + 1e-7;
       if (maxErr > bound * 1.001) problems.push(`${w.name}: dequantized values are off by ${maxErr}, more than ${quantized} allows (${bound})`);
     }
   }

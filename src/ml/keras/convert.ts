@@ -5,12 +5,11 @@
  */
 import { throwIfAborted } from '../../errors.js';
 import { invalidModel } from './errors.js';
-import { generateInputs } from './inputs.js';
 import type { LambdaMapping } from './lambda.js';
 import { SHIM_CLASSES } from './layers.js';
 import { flattenLayers, type ModelSpec, parseModelTree } from './model-tree.js';
-import { runReference } from './reference.js';
 import { type LayerProblem, rewriteModelConfig } from './rewrite.js';
+import { inferShapes } from './shapes.js';
 import { type KerasSource, openKerasSource } from './source.js';
 import {
   cutShards,
@@ -55,6 +54,8 @@ export interface TensorInfo {
 
 export interface KerasConversion {
   source: KerasSource;
+  /** The input files; their sha256 is computed on the thread pool while the conversion and the writing go on. */
+  sourceFiles: Array<{ path: string; bytes: number; sha256: Promise<string> }>;
   /** Name of the exported model (the config name, or the extracted tower). */
   modelName: string;
   /** The whole source model and the exported one (the same unless a tower was extracted). */
@@ -180,13 +181,12 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
   }
   throwIfAborted(opts.signal, 'Nothing was written.');
 
-  // Probe the graph with one row through the reference pass: proves the config and weight shapes fit together
-  // and yields the output shapes for the manifest.
-  const byName = new Map(weights.map((w) => [w.name, w]));
-  const probeInputs = generateInputs(tree, 1, 7);
-  const outs = runReference(tree, probeInputs.map((i) => i.tensor), (layer, wn) => byName.get(`${layer}/${wn}`));
+  // Static shape inference: proves the config and the weight shapes fit together (no arithmetic, so it costs
+  // nothing on large models) and yields the output shapes for the manifest.
+  const shapeOf = new Map(weights.map((w) => [w.name, w.shape]));
+  const outShapes = inferShapes(tree, (layer, wn) => shapeOf.get(`${layer}/${wn}`));
   const inputs: TensorInfo[] = tree.inputSpecs.map((s) => ({ name: s.name, shape: s.shape, dtype: tfDtype(s.dtype) }));
-  const outputs: TensorInfo[] = tree.outputs.map(([name], i) => ({ name, shape: [null, ...outs[i].shape.slice(1)], dtype: 'float32' }));
+  const outputs: TensorInfo[] = tree.outputs.map(([name], i) => ({ name, shape: [null, ...outShapes[i].slice(1)], dtype: 'float32' }));
   const t3 = performance.now();
 
   emit({ kind: 'phase', phase: 'encode', detail: opts.quantize ? `quantize ${opts.quantize}` : undefined });
@@ -195,6 +195,7 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
   const shards = cutShards(encoded.bytes, shardSize);
   const modelName = opts.tower ?? fullTree.name;
   const customLayers = customLayersIn(tree);
+  const sourceFiles = source.files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: f.sha256 }));
   const modelJson: ModelJson = {
     format: 'layers-model',
     generatedBy: source.kerasVersion ? `keras v${source.kerasVersion}` : null,
@@ -204,7 +205,8 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
     userDefinedMetadata: {
       amMl: {
         source: {
-          files: source.files.map((f) => ({ name: f.path.split(/[\\/]/).pop(), sha256: f.sha256, bytes: f.bytes })),
+          // sha256 filled in by finalModelJson() once hashed.
+          files: sourceFiles.map((f) => ({ name: f.path.split(/[\\/]/).pop(), sha256: null as string | null, bytes: f.bytes })),
           format: source.format,
           kerasVersion: source.kerasVersion,
         },
@@ -220,6 +222,7 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
   const t4 = performance.now();
   return {
     source,
+    sourceFiles,
     modelName,
     fullTree,
     tree,
@@ -237,4 +240,19 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
     shards,
     timingsMs: { read: t1 - t0, check: t2 - t1, mapWeights: t3 - t2, encode: t4 - t3 },
   };
+}
+
+/** The input files with their sha256 (waits for the hashing started when the files were read). */
+export async function resolvedSourceFiles(c: KerasConversion): Promise<Array<{ path: string; bytes: number; sha256: string }>> {
+  return Promise.all(c.sourceFiles.map(async (f) => ({ path: f.path, bytes: f.bytes, sha256: await f.sha256 })));
+}
+
+/** model.json as written: the conversion's document with the source files' sha256 filled in. */
+export async function finalModelJson(c: KerasConversion): Promise<ModelJson> {
+  const files = await resolvedSourceFiles(c);
+  const meta = (c.modelJson.userDefinedMetadata?.amMl ?? {}) as { source?: { files?: Array<{ name?: string; sha256: string | null; bytes: number }> } };
+  const out = structuredClone({ ...c.modelJson, modelTopology: c.modelJson.modelTopology }) as ModelJson;
+  const outMeta = out.userDefinedMetadata?.amMl as typeof meta | undefined;
+  if (outMeta?.source?.files) outMeta.source.files = outMeta.source.files.map((f, i) => ({ ...f, sha256: files[i].sha256 }));
+  return out;
 }

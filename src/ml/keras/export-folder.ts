@@ -5,12 +5,14 @@
  * an interruption leaves no partial output folder.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { throwIfAborted, UsageError } from '../../errors.js';
 import { makeRunId, type ModelManifest } from '../artifacts.js';
-import { describeFiles, writeManifest } from '../artifacts-fs.js';
-import type { ExportEvent, KerasConversion } from './convert.js';
+import { writeManifest } from '../artifacts-fs.js';
+import { type ExportEvent, finalModelJson, type KerasConversion, resolvedSourceFiles } from './convert.js';
+import { sha256Hex } from './source.js';
 
 export interface WriteExportOptions {
   outDir: string;
@@ -53,17 +55,23 @@ export async function writeExportFolder(conversion: KerasConversion, opts: Write
   mkdirSync(tmp);
   try {
     emit({ kind: 'phase', phase: 'write', detail: outDir });
-    const modelJsonText = `${JSON.stringify(conversion.modelJson)}\n`;
-    writeFileSync(path.join(tmp, 'model.json'), modelJsonText);
-    emit({ kind: 'file', path: 'model.json', bytes: Buffer.byteLength(modelJsonText) });
-    for (const shard of conversion.shards) {
+    // Shards first: they do not depend on the source file's hash, which may still be computing on the pool.
+    // Each buffer is hashed from memory (thread pool) while it is written: the manifest lists the sha256 of the
+    // bytes written, without reading the files back.
+    const written: Array<{ path: string; size: number; sha256: Promise<string> }> = [];
+    const put = async (name: string, data: Uint8Array) => {
       throwIfAborted(opts.signal, `Nothing was written to ${outDir}.`);
-      writeFileSync(path.join(tmp, shard.name), shard.data);
-      emit({ kind: 'file', path: shard.name, bytes: shard.data.length });
-    }
-    const files = await describeFiles(tmp);
+      written.push({ path: name, size: data.length, sha256: sha256Hex(data) });
+      await writeFile(path.join(tmp, name), data);
+      emit({ kind: 'file', path: name, bytes: data.length });
+    };
+    // Shards are written concurrently (the writes and the hashes share the thread pool).
+    await Promise.all(conversion.shards.map((shard) => put(shard.name, shard.data)));
+    const modelJson = await finalModelJson(conversion);
+    await put('model.json', new Uint8Array(Buffer.from(`${JSON.stringify(modelJson)}\n`)));
+    const files = (await Promise.all(written.map(async (f) => ({ path: f.path, size: f.size, sha256: await f.sha256 })))).sort((a, b) => (a.path < b.path ? -1 : 1));
+    const main = (await resolvedSourceFiles(conversion))[0];
     const now = (opts.now ?? (() => new Date()))();
-    const main = conversion.source.files[0];
     const manifest: ModelManifest = {
       schemaVersion: 1,
       kind: 'keras-export',

@@ -3,7 +3,7 @@
  * Keras topology JSON plus a weights-only `.h5`. The result holds the raw model config, the Keras version and the
  * opened HDF5 weights, without interpreting either (see `model-tree.ts` and `weights.ts`).
  */
-import { createHash } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fromHdf5Error, invalidModel, unreadableInput } from './errors.js';
@@ -18,7 +18,8 @@ export type SourceFormat = 'keras-v3-zip' | 'h5-full-model' | 'json-topology+h5-
 export interface SourceFile {
   path: string;
   bytes: number;
-  sha256: string;
+  /** Hashed off the main thread (WebCrypto runs on the libuv pool) while the file is parsed; await before use. */
+  sha256: Promise<string>;
 }
 
 export interface KerasSource {
@@ -57,11 +58,19 @@ function readInput(file: string, what: string): Uint8Array {
   }
   if (size > MAX_INPUT_BYTES) throw invalidModel(`${what} ${file} is ${size} bytes; am-ml reads models up to ${MAX_INPUT_BYTES} bytes.`, { code: 'KERAS_SIZE_LIMIT' });
   if (size === 0) throw unreadableInput(`${what} ${file} is empty.`);
-  return new Uint8Array(readFileSync(file));
+  // A view, not `new Uint8Array(buffer)`, which would copy the whole file.
+  const b = readFileSync(file);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 function describeFile(file: string, bytes: Uint8Array): SourceFile {
-  return { path: file, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  return { path: file, bytes: bytes.length, sha256: sha256Hex(bytes) };
+}
+
+/** sha256 of a buffer, computed on the thread pool (the conversion goes on meanwhile). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+  return Buffer.from(digest).toString('hex');
 }
 
 function magicText(bytes: Uint8Array): string {

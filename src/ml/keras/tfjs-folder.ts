@@ -50,7 +50,8 @@ export function readTfjsFolder(dir: string): TfjsFolder {
       }
       total += size;
       if (total > MAX_WEIGHT_BYTES) throw invalidModel(`The weights of ${dir} exceed ${MAX_WEIGHT_BYTES} bytes.`, { code: 'KERAS_SIZE_LIMIT' });
-      chunks.push(new Uint8Array(readFileSync(full)));
+      const b = readFileSync(full);
+      chunks.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
     }
   }
   const weightData = new Uint8Array(total);

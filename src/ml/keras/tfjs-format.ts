@@ -113,9 +113,10 @@ export function encodeWeights(weights: readonly MappedWeight[], quantize?: Quant
     seen.add(w.name);
   }
   const bytesPer = quantize === 'float16' ? 2 : quantize === 'uint8' ? 1 : 4;
-  const total = weights.reduce((a, w) => a + w.data.length * bytesPer, 0);
-  const bytes = new Uint8Array(total);
-  const dv = new DataView(bytes.buffer);
+  const total = weights.reduce((a, w) => a + (w.bytes.length / 4) * bytesPer, 0);
+  // Every byte is overwritten below, so skip zero-filling what may be hundreds of MB.
+  const bytes = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
+  const dv = new DataView(bytes.buffer, 0, total);
   const entries: WeightEntry[] = [];
   let offset = 0;
   let maxAbs = 0;
@@ -124,11 +125,16 @@ export function encodeWeights(weights: readonly MappedWeight[], quantize?: Quant
   let clamped = 0;
   for (const w of weights) {
     const entry: WeightEntry = { name: w.name, shape: [...w.shape], dtype: w.dtype };
-    const d = w.data;
     if (!quantize) {
-      bytes.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), offset);
-      offset += d.byteLength;
-    } else if (quantize === 'float16') {
+      // One copy, straight from the source file's bytes into the weight stream.
+      bytes.set(w.bytes, offset);
+      offset += w.bytes.length;
+      count += w.bytes.length / 4;
+      entries.push(entry);
+      continue;
+    }
+    const d = w.data;
+    if (quantize === 'float16') {
       entry.quantization = { dtype: 'float16' };
       for (let i = 0; i < d.length; i++) {
         const h = toFloat16(d[i]);

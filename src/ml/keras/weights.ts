@@ -25,11 +25,29 @@ export interface MappedWeight {
   layerPath: string;
   shape: number[];
   dtype: 'float32';
-  data: Float32Array;
+  /** Little-endian float32 bytes, as they go into the shards (a view into the source file when it stored float32). */
+  bytes: Uint8Array;
+  /** The values as float32 (decoded on first use: plain exports never need them). */
+  readonly data: Float32Array;
   /** The HDF5 dataset it came from. */
   source: string;
   /** The dataset's stored type (`float32`, `float64`, `float16`, ...). */
   sourceDtype: string;
+}
+
+/** A weight whose float32 view is made on first use (unaligned source bytes must be copied to be viewed). */
+function mappedWeight(fields: Omit<MappedWeight, 'data'>, decoded?: Float32Array): MappedWeight {
+  let data = decoded;
+  return {
+    ...fields,
+    get data(): Float32Array {
+      if (!data) {
+        const b = fields.bytes;
+        data = b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Float32Array(b.slice().buffer);
+      }
+      return data;
+    },
+  };
 }
 
 export interface WeightMapping {
@@ -107,22 +125,23 @@ function readSlot(s: Slot): MappedWeight {
   if (t.kind !== 'float' && t.kind !== 'int') {
     throw invalidModel(`The weight ${s.layerPath}/${s.weight} (${s.found!.path}) holds ${ds.dtypeName} data, not numbers.`, { code: 'KERAS_WEIGHTS_MISMATCH' });
   }
+  const base = { name: `${s.layer.name}/${s.weight}`, layerPath: s.layerPath, shape: ds.shape, dtype: 'float32' as const, source: s.found!.path };
+  // The common case, little-endian float32: keep the stored bytes as they are (no decode, no copy yet).
+  if (t.kind === 'float' && t.size === 4 && t.littleEndian) return mappedWeight({ ...base, bytes: ds.raw(), sourceDtype: 'float32' });
   const raw = ds.read();
   let data: Float32Array;
-  if (raw instanceof Float32Array) data = raw;
-  else if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) data = Float32Array.from(raw, (v) => Number(v));
-  else data = Float32Array.from(raw as ArrayLike<number>);
-  // A bfloat16 weight may also be stored as uint16 with attrs.dtype = "bfloat16" (Keras 3 H5IOStore).
-  const declared = ds.attr('dtype');
   let sourceDtype = ds.dtypeName;
-  if (declared === 'bfloat16' && t.kind === 'int' && t.size === 2) {
+  // A bfloat16 weight may also be stored as uint16 with attrs.dtype = "bfloat16" (Keras 3 H5IOStore).
+  if (ds.attr('dtype') === 'bfloat16' && t.kind === 'int' && t.size === 2) {
     const u16 = raw as Uint16Array;
     const u32 = new Uint32Array(u16.length);
     for (let i = 0; i < u16.length; i++) u32[i] = u16[i] << 16;
     data = new Float32Array(u32.buffer);
     sourceDtype = 'bfloat16';
-  }
-  return { name: `${s.layer.name}/${s.weight}`, layerPath: s.layerPath, shape: ds.shape, dtype: 'float32', data, source: s.found!.path, sourceDtype };
+  } else if (raw instanceof Float32Array) data = raw;
+  else if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) data = Float32Array.from(raw, (v) => Number(v));
+  else data = Float32Array.from(raw as ArrayLike<number>);
+  return mappedWeight({ ...base, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), sourceDtype }, data);
 }
 
 // -------------------------------------------------------------------------------------------------------------
@@ -364,7 +383,7 @@ function checkShapes(slots: Slot[], weights: MappedWeight[]): void {
   }
   for (const w of weights) {
     const n = w.shape.reduce((a, d) => a * d, 1);
-    if (n !== w.data.length) problems.push(`${w.name}: shape [${w.shape.join(', ')}] but ${w.data.length} values`);
+    if (n * 4 !== w.bytes.length) problems.push(`${w.name}: shape [${w.shape.join(', ')}] but ${w.bytes.length / 4} values`);
   }
   if (problems.length) throw invalidModel(`Weight shapes disagree with the model config:\n  ${problems.join('\n  ')}`, { code: 'KERAS_WEIGHTS_MISMATCH' });
 }

@@ -467,11 +467,14 @@ export function decodeNumbers(raw: Uint8Array, type: H5Datatype, count: number):
     }
     if (size === 4) {
       if (le && raw.byteOffset % 4 === 0) return new Float32Array(raw.buffer, raw.byteOffset, count);
+      // HDF5 does not align data: an unaligned little-endian block is copied (memcpy speed) rather than decoded.
+      if (le) return new Float32Array(raw.slice(0, count * 4).buffer);
       const out = new Float32Array(count);
       for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, le);
       return out;
     }
     if (le && raw.byteOffset % 8 === 0) return new Float64Array(raw.buffer, raw.byteOffset, count);
+    if (le) return new Float64Array(raw.slice(0, count * 8).buffer);
     const out = new Float64Array(count);
     for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, le);
     return out;
