@@ -74,6 +74,24 @@ describe('bin/am-ml.js', () => {
     expect(amMl(['init', '--dim', '0']).code).toBe(2);
   });
 
+  it('publish, models, rollback --json on the local store: one document each, the documented exit codes', async () => {
+    const { writeModelFolder } = await import('./testing/model-folder.js');
+    await writeModelFolder(dir.join('runs/a'), { seed: 1 });
+    await writeModelFolder(dir.join('runs/b'), { seed: 2 });
+    expect(jsonDoc(amMl(['publish', 'runs/a', '--version', 'v1', '--json']).stdout)).toMatchObject({ command: 'publish', ok: true, result: { version: 'v1', activated: true } });
+    expect(amMl(['publish', 'runs/b', '--version', 'v2', '--json']).code).toBe(0);
+    const list = amMl(['models', '--json']);
+    expect(jsonDoc(list.stdout)).toMatchObject({ command: 'models list', ok: true, result: { current: 'v2', previous: 'v1' } });
+    const back = amMl(['rollback', '--json']);
+    expect(back.code).toBe(0);
+    expect(jsonDoc(back.stdout).result).toMatchObject({ from: 'v2', to: 'v1', changed: true });
+    expect(jsonDoc(amMl(['models', 'verify', '--json']).stdout)).toMatchObject({ command: 'models verify', ok: true, result: { ok: true } });
+    const exists = amMl(['publish', 'runs/b', '--version', 'v2', '--json']);
+    expect(exists.code).toBe(6);
+    expect(jsonDoc(exists.stdout).error.code).toBe('VERSION_EXISTS');
+    expect(amMl(['rollback', '--to', 'nope', '--json']).code).toBe(6);
+  });
+
   it('ends quietly when stdout is closed early (EPIPE)', async () => {
     const child = spawn(process.execPath, [BIN, '--help'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.destroy();
