@@ -5,8 +5,10 @@
  *
  * No Node-only APIs here: the app's Deno Edge Functions import this module.
  */
-import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import { tf } from '../tf.js';
+
+/** tfjs-layers' `LayerArgs` (name, trainable, dtype, ...), taken from the Layer constructor. */
+type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 
 type Tensor = ReturnType<typeof tf.tensor>;
 type Kwargs = Record<string, unknown>;
