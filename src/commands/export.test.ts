@@ -135,6 +135,14 @@ describe('am-ml export', () => {
     }
   });
 
+  it('writes a folder that am-ml publish takes as it is', async () => {
+    const out = tmp.join('to-publish');
+    await exportModel({ input: `${G}/item_tower_768.h5`, out, cwd: tmp.path });
+    const { publish } = await import('./publish.js');
+    const r = await publish({ modelDir: out, name: 'item_tower', store: `file://${tmp.join('store')}`, reload: false, cwd: tmp.path, env: {} });
+    expect(r).toMatchObject({ name: 'item_tower', activated: true, files: 2 });
+  });
+
   it('writes nothing with --dry-run, refuses an existing folder without --force, and replaces it with --force', async () => {
     const dry = await exportModel({ input: `${G}/nested_sequential.keras`, out: tmp.join('dry'), dryRun: true, validate: true, cwd: tmp.path });
     expect(dry.outDir).toBeNull();

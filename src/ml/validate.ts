@@ -471,7 +471,8 @@ export async function validateModel(opts: ValidateModelOptions): Promise<Validat
 }
 
 function compareGolden(model: LayersModel, g: LoadedGolden, tolerance: number, tree: ModelSpec | undefined, quantized?: QuantizeDtype): { file: string; outputs: TensorDiff[]; ok: boolean } {
-  const names = model.inputNames;
+  // Input layer names (model.inputNames is empty for a loaded Sequential in tfjs-layers 4.22).
+  const names = model.inputs.map((t) => t.sourceLayer?.name ?? t.name);
   const missing = names.filter((n) => !g.inputs.has(n));
   if (missing.length) {
     throw invalidModel(`Golden file ${g.file} has no input named ${missing.join(', ')} (the model's inputs are ${names.join(', ')}; the file has ${[...g.inputs.keys()].join(', ')}).`, { code: 'VALIDATION_GOLDEN_INPUTS' });
