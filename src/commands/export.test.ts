@@ -160,6 +160,17 @@ describe('am-ml export', () => {
     expect(readdirSync(tmp.path).filter((f) => f.startsWith('.busy'))).toEqual([]);
   });
 
+  it('stops on an interrupt and leaves nothing behind', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const out = tmp.join('interrupted');
+    const err = await rejects(exportModel({ input: `${G}/full_model_768.keras`, out, signal: ac.signal, cwd: tmp.path }));
+    expect(err.exitCode).toBe(130);
+    expect(err.message).toMatch(/Nothing was written/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(tmp.path).filter((f) => f.startsWith('.interrupted'))).toEqual([]);
+  });
+
   it('checks flags before doing any work', async () => {
     expect((await rejects(exportModel({ cwd: tmp.path }))).exitCode).toBe(2);
     expect((await rejects(exportModel({ input: `${G}/lambda_l2.keras`, cwd: tmp.path }))).message).toMatch(/--out <dir> is required/);

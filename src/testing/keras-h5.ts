@@ -17,6 +17,16 @@ export interface Keras2H5 {
   kerasVersion?: string;
   /** Top-level layers in model order, each with its weights in `layer.weights` order. */
   layers: Array<{ name: string; weights: H5Weight[] }>;
+  /** Write name lists split into `layer_names0`, `layer_names1`, … as Keras does past 64 KiB. */
+  chunkNames?: number;
+}
+
+function nameList(g: { create_attribute(name: string, data: string[]): void }, attr: string, names: string[], chunk?: number): void {
+  if (!chunk || names.length <= chunk) {
+    g.create_attribute(attr, names);
+    return;
+  }
+  for (let i = 0; i * chunk < names.length; i++) g.create_attribute(`${attr}${i}`, names.slice(i * chunk, (i + 1) * chunk));
 }
 
 export async function writeKeras2H5(file: string, model: Keras2H5): Promise<void> {
@@ -27,13 +37,13 @@ export async function writeKeras2H5(file: string, model: Keras2H5): Promise<void
     f.create_attribute('backend', 'tensorflow');
     f.create_attribute('model_config', JSON.stringify(model.modelConfig));
     const mw = f.create_group('model_weights');
-    mw.create_attribute('layer_names', model.layers.map((l) => l.name));
+    nameList(mw, 'layer_names', model.layers.map((l) => l.name), model.chunkNames);
     mw.create_attribute('keras_version', model.kerasVersion ?? '2.15.0');
     mw.create_attribute('backend', 'tensorflow');
     // tf.keras creates the layer groups sorted by name.
     for (const layer of [...model.layers].sort((a, b) => a.name.localeCompare(b.name))) {
       const g = mw.create_group(layer.name);
-      g.create_attribute('weight_names', layer.weights.map((w) => w.name));
+      nameList(g, 'weight_names', layer.weights.map((w) => w.name), model.chunkNames);
       for (const w of layer.weights) {
         const parts = w.name.split('/');
         let parent = g;

@@ -75,3 +75,28 @@ describe('Keras 2 nested-model .h5', () => {
     await expect(convertKeras({ input: file, convertedBy: 't' })).rejects.toMatchObject({ exitCode: 4, code: 'KERAS_WEIGHTS_MISMATCH' });
   });
 });
+
+describe('Keras 2 Sequential .h5', () => {
+  it('reads a Sequential without an InputLayer (batch_input_shape on the first layer) and chunked name lists', async () => {
+    const file = path.join(tmp.path, 'sequential.h5');
+    const first = keras2.dense('first', 4, 'tanh', []) as { config: Record<string, unknown>; name?: string; inbound_nodes?: unknown };
+    first.config.batch_input_shape = [null, 3];
+    const second = keras2.dense('second', 2, 'softmax', []);
+    const strip = (l: Record<string, unknown>) => ({ class_name: l.class_name, config: l.config });
+    const config = { class_name: 'Sequential', config: { name: 'seq', layers: [strip(first), strip(second)] } };
+    const w = (name: string, shape: number[], seed: number) => ({ name, shape, data: seededWeights(shape.reduce((a, d) => a * d, 1), seed) });
+    await writeKeras2H5(file, {
+      modelConfig: config,
+      chunkNames: 1,
+      layers: [
+        { name: 'first', weights: [w('first/kernel:0', [3, 4], 1), w('first/bias:0', [4], 2)] },
+        { name: 'second', weights: [w('second/kernel:0', [4, 2], 3), w('second/bias:0', [2], 4)] },
+      ],
+    });
+    const conv = await convertKeras({ input: file, convertedBy: 't' });
+    expect(conv.inputs).toEqual([{ name: 'first_input', shape: [null, 3], dtype: 'float32' }]);
+    expect(conv.weights.map((x) => x.name)).toEqual(['first/kernel', 'first/bias', 'second/kernel', 'second/bias']);
+    const v = await validateConversion(conv, folderOfConversion(conv));
+    expect(v.ok).toBe(true);
+  });
+});
