@@ -240,6 +240,14 @@ describe('am-ml validate', () => {
     expect(err.message).toMatch(/in the shards but .* in layers\//);
   });
 
+  it('re-applies the --map-lambda of the export when validating against the source', async () => {
+    const out = tmp.join('mapped');
+    await exportModel({ input: `${G}/lambda_named.keras`, mapLambda: ['l2_named=normalize:axis=-1'], out, cwd: tmp.path });
+    const { exitCode, result } = await validate({ dir: out, against: `${G}/lambda_named.keras`, golden: [`${G}/lambda_named.golden.json`], cwd: tmp.path });
+    expect(exitCode).toBe(0);
+    expect(result.report.golden[0].ok).toBe(true);
+  });
+
   it('checks golden files alone', async () => {
     const ok = await validate({ dir: folder, golden: [`${G}/full_model_768.golden.json`], cwd: tmp.path });
     expect(ok.exitCode).toBe(0);

@@ -53,7 +53,7 @@ export interface ExportResult {
   inputs: TensorInfo[];
   outputs: TensorInfo[];
   customLayers: string[];
-  lambdas: Array<{ layer: string; as: string; how: string }>;
+  lambdas: Array<{ layer: string; as: string; how: string; axis: number; maxInverseNorm: number }>;
   weights: { count: number; sourceCount: number; bytes: number; ignored: string[] };
   files: Array<{ path: string; size: number; sha256?: string }>;
   totalBytes: number;

@@ -53,13 +53,18 @@ export async function validate(opts: ValidateOptions): Promise<{ result: Validat
   await initValidationBackend(opts.backend, reporter);
   const { validateModel } = await import('../ml/validate.js');
 
-  const meta = (folder.modelJson.userDefinedMetadata?.amMl ?? {}) as { tower?: string | null; lambdas?: Array<{ layer: string; axis?: number; maxInverseNorm?: number }> };
+  const meta = (folder.modelJson.userDefinedMetadata?.amMl ?? {}) as { tower?: string | null; lambdas?: Array<{ layer: string; how?: string; axis?: number; maxInverseNorm?: number }> };
   const tower = meta.tower ?? null;
   const quantized = folder.modelJson.weightsManifest.flatMap((g) => g.weights).find((w) => w.quantization)?.quantization?.dtype as 'float16' | 'uint8' | undefined;
   let report: ValidationReport;
   let topologyMatches: boolean | null = null;
   if (opts.against) {
-    const explicit: Map<string, LambdaMapping> = parseLambdaFlags(opts.mapLambda);
+    // Lambdas the export mapped explicitly are mapped the same way again, unless --map-lambda says otherwise.
+    const explicit: Map<string, LambdaMapping> = new Map();
+    for (const l of meta.lambdas ?? []) {
+      if (l.how === 'mapped with --map-lambda' && typeof l.axis === 'number' && typeof l.maxInverseNorm === 'number') explicit.set(l.layer, { axis: l.axis, maxInverseNorm: l.maxInverseNorm });
+    }
+    for (const [k, v] of parseLambdaFlags(opts.mapLambda)) explicit.set(k, v);
     const progress = progressToReporter(reporter);
     let conversion;
     try {

@@ -138,7 +138,7 @@ describe('refusals, before anything is written', () => {
     const err = await refusal(`${G}/lambda_named.keras`);
     expect(err.message).toMatch(/named 'normalize'/);
     const conv = await convertKeras({ input: `${G}/lambda_named.keras`, lambdaMappings: new Map([['l2_named', parseLambdaMapping('normalize:axis=-1')]]), convertedBy: 't' });
-    expect(conv.lambdas).toEqual([{ layer: 'l2_named', as: 'l2_normalize(axis=-1, maxInverseNorm=10000000)', how: 'mapped with --map-lambda' }]);
+    expect(conv.lambdas).toEqual([{ layer: 'l2_named', as: 'l2_normalize(axis=-1, maxInverseNorm=10000000)', how: 'mapped with --map-lambda', axis: -1, maxInverseNorm: 1e7 }]);
     const v = await validateConversion(conv, folderOfConversion(conv), { goldens: [readGoldenFile(`${G}/lambda_named.golden.json`)] });
     expect(v.ok).toBe(true);
   });

@@ -69,7 +69,7 @@ export interface KerasConversion {
   /** Datasets deliberately skipped (optimizer, RNG state). */
   ignored: string[];
   customLayers: string[];
-  lambdas: Array<{ layer: string; as: string; how: string }>;
+  lambdas: Array<{ layer: string; as: string; how: string; axis: number; maxInverseNorm: number }>;
   inputs: TensorInfo[];
   outputs: TensorInfo[];
   modelJson: ModelJson;

@@ -36,7 +36,7 @@ export interface RewriteResult {
   /** Runtime classes the converted model needs (`UnitNormalization`, …). */
   customLayers: string[];
   /** Lambda layers replaced by a shim, and how they were recognised. */
-  lambdas: Array<{ layer: string; as: string; how: string }>;
+  lambdas: Array<{ layer: string; as: string; how: string; axis: number; maxInverseNorm: number }>;
 }
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -154,7 +154,7 @@ function lambdaShim(obj: Json, path: string, name: string, ctx: Ctx): Json | und
     }
   }
   ctx.state.customLayers.push('AmMlL2Normalize');
-  ctx.state.lambdas.push({ layer: path, as: `l2_normalize(axis=${mapping.axis}, maxInverseNorm=${mapping.maxInverseNorm})`, how });
+  ctx.state.lambdas.push({ layer: path, as: `l2_normalize(axis=${mapping.axis}, maxInverseNorm=${mapping.maxInverseNorm})`, how, axis: mapping.axis, maxInverseNorm: mapping.maxInverseNorm });
   return {
     class_name: 'AmMlL2Normalize',
     config: { name, trainable: false, dtype: 'float32', axis: mapping.axis, max_inverse_norm: mapping.maxInverseNorm },

@@ -11,8 +11,7 @@
  * Every weight of the table must be found exactly once with a consistent shape, and every dataset in the file
  * (outside optimizer state) must be used: anything else is an error naming the dataset.
  */
-import { invalidModel } from './errors.js';
-import { fromHdf5Error } from './errors.js';
+import { fromHdf5Error, invalidModel, unreadableInput } from './errors.js';
 import { H5Dataset, H5Group } from './hdf5/file.js';
 import { weightSlots } from './layers.js';
 import { flattenLayers, type LayerSpec, type ModelSpec } from './model-tree.js';
@@ -150,7 +149,15 @@ function readSlot(s: Slot): MappedWeight {
 
 function mapKerasZip(source: KerasSource, model: ModelSpec, slots: Slot[], take: (s: Slot, ds: H5Dataset, path: string) => void): void {
   const root = source.weightsRoot;
-  const containerKey = root.has('layers') ? 'layers' : root.has('_layer_checkpoint_dependencies') ? '_layer_checkpoint_dependencies' : 'layers';
+  if (!root.has('layers') && root.has('_layer_checkpoint_dependencies')) {
+    // tf.keras 2.13–2.15 wrote .keras files whose container walk visits weighted layers twice (checkpoint
+    // dependency aliases), which shifts the class-name counters; without such a file to verify against, refuse.
+    throw unreadableInput(
+      'This .keras file was written by tf.keras 2.13–2.15 (weights under _layer_checkpoint_dependencies/), a layout am-ml does not read.',
+      "Re-save it with tf.keras as .h5 (model.save('model.h5')) or load and save it with Keras 3.",
+    );
+  }
+  const containerKey = 'layers';
   const byLayer = new Map<LayerSpec, Slot[]>();
   for (const s of slots) {
     const list = byLayer.get(s.layer) ?? [];
@@ -163,15 +170,10 @@ function mapKerasZip(source: KerasSource, model: ModelSpec, slots: Slot[], take:
     for (const layer of m.layers) {
       if (m.kind === 'Sequential' && layer.className === 'InputLayer') continue;
       const layerPath = scope ? `${scope}/${layer.name}` : layer.name;
-      let key: string;
-      if (containerKey === 'layers') {
-        const base = toSnakeCase(kerasClassOf(layer));
-        const n = counters.get(base);
-        key = n === undefined ? base : `${base}_${n + 1}`;
-        counters.set(base, n === undefined ? 0 : n + 1);
-      } else {
-        key = layer.name;
-      }
+      const base = toSnakeCase(kerasClassOf(layer));
+      const n = counters.get(base);
+      const key = n === undefined ? base : `${base}_${n + 1}`;
+      counters.set(base, n === undefined ? 0 : n + 1);
       const groupPath = `${prefix}${containerKey}/${key}`;
       const group = root.group(groupPath);
       const expected = byLayer.get(layer) ?? [];
