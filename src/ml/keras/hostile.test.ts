@@ -133,6 +133,15 @@ describe('hostile zip archives', () => {
     await expectRefused(file('npz.keras', npz), 2, /model\.weights\.npz/);
   });
 
+  it('refuses absurdly deep model nesting without overflowing the stack', async () => {
+    let cfg = '{"class_name": "Dense", "config": {"name": "d", "units": 1}}';
+    for (let i = 0; i < 3000; i++) cfg = `{"class_name": "Sequential", "config": {"name": "s${i}", "layers": [${cfg}]}}`;
+    const bad = rezip(USER, (f) => {
+      f['config.json'] = strToU8(cfg);
+    });
+    await expectRefused(file('deep.keras', bad), 4, /nested more than 32 levels/);
+  });
+
   it('refuses a damaged config.json', async () => {
     const bad = rezip(USER, (f) => {
       f['config.json'] = strToU8('{"class_name": "Functional", "config": ');

@@ -10,6 +10,7 @@
  *
  * Every unsupported layer is collected, so one error can list them all.
  */
+import { invalidModel } from './errors.js';
 import { isModelClass, isSupportedClass, suggestionFor, tfjsActivation } from './layers.js';
 import { type LambdaMapping, recognizeLambda } from './lambda.js';
 
@@ -40,6 +41,9 @@ export interface RewriteResult {
 }
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Nested models and argument structures deeper than this are refused (a hostile config would overflow the stack). */
+const MAX_NESTING = 32;
 
 export function rewriteModelConfig(raw: Json, opts: RewriteOptions): RewriteResult {
   const state: RewriteResult = { modelConfig: {}, problems: [], customLayers: [], lambdas: [] };
@@ -72,6 +76,7 @@ interface Ctx extends RewriteOptions {
 
 /** `scope`: the model's own path in messages ('' for the top-level model, `user_tower` for a nested one). */
 function rewriteModel(obj: Json, scope: string, ctx: Ctx): Json {
+  if (scope.split('/').length > MAX_NESTING) throw invalidModel(`Models are nested more than ${MAX_NESTING} levels deep (at ${scope}).`);
   const className = String(obj.class_name);
   const config = isObj(obj.config) ? obj.config : {};
   const rawLayers = Array.isArray(config.layers) ? (config.layers as unknown[]) : [];
@@ -235,7 +240,16 @@ function rewriteLayerConfig(className: string, config: Json, path: string, ctx: 
 /** Keras 3 `input_layers`/`output_layers`: a flat triple, a list of triples, or a dict/nested structure of them. */
 function tensorList(v: unknown, modelNames: Set<string>): unknown[] {
   const out: unknown[] = [];
+  let depth = 0;
   const visit = (x: unknown) => {
+    if (++depth > MAX_NESTING * 4) throw invalidModel('input_layers/output_layers nest too deeply.');
+    try {
+      visitInner(x);
+    } finally {
+      depth--;
+    }
+  };
+  const visitInner = (x: unknown) => {
     if (Array.isArray(x) && x.length === 3 && typeof x[0] === 'string' && typeof x[1] === 'number' && typeof x[2] === 'number') {
       out.push([x[0], modelNames.has(x[0]) ? x[1] + 1 : x[1], x[2]]);
     } else if (Array.isArray(x)) x.forEach(visit);
@@ -252,7 +266,16 @@ function inboundNodes(nodes: unknown, modelNames: Set<string>, path: string, pro
     if (Array.isArray(node)) return node; // already Keras 2 form
     if (!isObj(node)) return [];
     const refs: Array<[string, number, number]> = [];
-    const collect = (x: unknown) => {
+    let depth = 0;
+    const collect = (x: unknown): void => {
+      if (++depth > MAX_NESTING * 4) throw invalidModel(`Layer ${path}: its call arguments nest too deeply.`);
+      try {
+        collectInner(x);
+      } finally {
+        depth--;
+      }
+    };
+    const collectInner = (x: unknown) => {
       if (isObj(x) && x.class_name === '__keras_tensor__' && isObj(x.config) && Array.isArray(x.config.keras_history)) {
         const [layer, nodeIndex, tensorIndex] = x.config.keras_history as [string, number, number];
         refs.push([layer, modelNames.has(layer) ? nodeIndex + 1 : nodeIndex, tensorIndex]);

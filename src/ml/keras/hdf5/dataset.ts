@@ -8,6 +8,9 @@ import { Bytes, Hdf5Error, UNDEFINED_ADDRESS } from './bytes.js';
 import { type ChunkRef, v1ChunkRefs } from './heaps.js';
 import { elementCount } from './types.js';
 
+/** Largest dataset assembled from chunks (a 2 GiB weight tensor). */
+export const MAX_DATASET_BYTES = 2 ** 31 - 1;
+
 export type Layout =
   | { kind: 'compact'; pos: number; size: number }
   | { kind: 'contiguous'; address: number; size: number }
@@ -178,6 +181,8 @@ export function readRawData(
     return b.slice(layout.address, total, where);
   }
   checkFiltersSupported(filters, where);
+  // Chunked data is assembled in memory: refuse declared sizes no weight tensor has before allocating them.
+  if (total > MAX_DATASET_BYTES) throw new Hdf5Error('limit', `${where}: its shape [${shape.join(', ')}] declares ${total} bytes, more than the limit of ${MAX_DATASET_BYTES}.`);
   const rank = shape.length;
   const chunk = layout.chunk;
   if (chunk.length !== rank || chunk.some((c) => c <= 0)) throw new Hdf5Error('corrupt', `${where}: chunk shape [${chunk.join(', ')}] does not fit the dataset shape.`);

@@ -32,7 +32,8 @@ export function describeDatatype(t: H5Datatype): string {
 }
 
 /** Parse a datatype message at `pos`; returns the type and the number of bytes it used. */
-export function parseDatatype(b: Bytes, pos: number): { type: H5Datatype; used: number } {
+export function parseDatatype(b: Bytes, pos: number, depth = 0): { type: H5Datatype; used: number } {
+  if (depth > 8) throw new Hdf5Error('corrupt', `datatypes nest too deeply at byte ${pos}.`);
   const classAndVersion = b.u8At(pos);
   const cls = classAndVersion & 0x0f;
   const bits0 = b.u8At(pos + 1);
@@ -60,13 +61,13 @@ export function parseDatatype(b: Bytes, pos: number): { type: H5Datatype; used: 
     }
     case 8: {
       // enum: base type, then names and values (we only need the base type to read the numbers)
-      const base = parseDatatype(b, pos + 8);
+      const base = parseDatatype(b, pos + 8, depth + 1);
       const members = bits0 | (bits1 << 8);
       return { type: { kind: 'enum', size, base: base.type }, used: 8 + base.used + enumNamesLength(b, pos + 8 + base.used, members, classAndVersion >> 4) + members * size };
     }
     case 9: {
       const vlenType = bits0 & 0x0f;
-      const base = parseDatatype(b, pos + 8);
+      const base = parseDatatype(b, pos + 8, depth + 1);
       if (vlenType === 1) return { type: { kind: 'vlen-string', utf8: ((bits1 & 0x0f) === 1) }, used: 8 + base.used };
       return { type: { kind: 'other', size, hdf5Class: cls }, used: 8 + base.used };
     }
