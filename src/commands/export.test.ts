@@ -124,6 +124,11 @@ describe('am-ml export', () => {
       const r = await exportModel({ input: `${G}/user_tower_768.h5`, out: tmp.join(`q-${dtype}`), quantize: dtype, validate: true, cwd: tmp.path });
       expect(r.quantization!.bytesBefore / r.quantization!.bytesAfter).toBeCloseTo(ratio, 5);
       expect(r.quantization!.weightMaxAbsError).toBeGreaterThan(0);
+      // Reported without TF.js too: the reference pass with dequantized vs float32 weights.
+      const acc = r.quantization!.accuracy[0];
+      expect(acc.name).toBe('user_embedding');
+      expect(acc.maxAbsDiff).toBeGreaterThan(0);
+      expect(acc.minCosine).toBeGreaterThan(dtype === 'float16' ? 0.9999 : 0.99);
       const ref = r.validation!.report.reference!;
       expect(ref.quantized).toBe(dtype);
       expect(ref.outputs[0].maxAbsDiff).toBeGreaterThan(0);

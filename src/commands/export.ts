@@ -13,6 +13,7 @@ import { UsageError, ValidationFailedError } from '../errors.js';
 import { convertKeras, type ExportEvent, resolvedSourceFiles, type TensorInfo } from '../ml/keras/convert.js';
 import { checkOutDir, writeExportFolder } from '../ml/keras/export-folder.js';
 import { readGoldenFile } from '../ml/keras/golden.js';
+import { type OutputAccuracy, quantizationAccuracy } from '../ml/keras/quantize-accuracy.js';
 import type { QuantizeDtype } from '../ml/keras/tfjs-format.js';
 import type { TowerInfo } from '../ml/keras/towers.js';
 import { readTfjsFolder } from '../ml/keras/tfjs-folder.js';
@@ -57,7 +58,16 @@ export interface ExportResult {
   weights: { count: number; sourceCount: number; bytes: number; ignored: string[] };
   files: Array<{ path: string; size: number; sha256?: string }>;
   totalBytes: number;
-  quantization?: { dtype: QuantizeDtype; bytesBefore: number; bytesAfter: number; weightMaxAbsError: number; weightRmsError: number; clamped: number };
+  quantization?: {
+    dtype: QuantizeDtype;
+    bytesBefore: number;
+    bytesAfter: number;
+    weightMaxAbsError: number;
+    weightRmsError: number;
+    clamped: number;
+    /** Outputs with quantized vs float32 weights (reference pass on generated inputs). */
+    accuracy: OutputAccuracy[];
+  };
   validation?: ConversionValidation;
   durationsMs: { convert: number; write: number; validate?: number; total: number };
 }
@@ -165,31 +175,22 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     weights: { count: conversion.weights.length, sourceCount: conversion.allWeights.length, bytes: conversion.encoded.bytes.length, ignored: conversion.ignored },
     files,
     totalBytes: files.reduce((a, f) => a + f.size, 0),
-    ...(q ? { quantization: { dtype: q.dtype, bytesBefore: float32Bytes, bytesAfter: conversion.encoded.bytes.length, weightMaxAbsError: q.maxAbsError, weightRmsError: q.rmsError, clamped: q.clamped } } : {}),
+    ...(q
+      ? {
+          quantization: {
+            dtype: q.dtype,
+            bytesBefore: float32Bytes,
+            bytesAfter: conversion.encoded.bytes.length,
+            weightMaxAbsError: q.maxAbsError,
+            weightRmsError: q.rmsError,
+            clamped: q.clamped,
+            accuracy: quantizationAccuracy(conversion) ?? [],
+          },
+        }
+      : {}),
     ...(validation ? { validation } : {}),
     durationsMs: { convert: t1 - t0, write: Math.max(0, writeMs), ...(validateMs !== undefined ? { validate: validateMs } : {}), total: performance.now() - t0 },
   };
 }
 
-export function formatExport(r: ExportResult): string {
-  const lines: string[] = [];
-  const towers = r.towers.length ? `towers: ${r.towers.map((t) => t.name).join(', ')}` : '';
-  if (!r.outDir && !r.dryRun) {
-    lines.push(`${r.model}: ${r.towers.length ? towers : 'not a two-tower model (no towers found)'}`);
-    for (const t of r.towers) lines.push(`  ${t.name} (${t.kind}): inputs ${t.inputs.join(', ')}`);
-    return lines.join('\n');
-  }
-  lines.push(`${r.dryRun ? 'Would write' : 'Wrote'} ${r.model}${r.tower ? ` (tower of the source model)` : ''} to ${r.outDir ?? '(dry run)'}: ${r.weights.count} weights, ${r.files.length} files, ${r.totalBytes} bytes`);
-  lines.push(`  source: ${r.source.format}, Keras ${r.source.kerasVersion ?? 'unknown'}`);
-  lines.push(`  inputs: ${r.inputs.map((i) => `${i.name} [${i.shape.map((d) => d ?? 'batch').join(', ')}] ${i.dtype}`).join('; ')}`);
-  lines.push(`  outputs: ${r.outputs.map((o) => `${o.name} [${o.shape.map((d) => d ?? 'batch').join(', ')}]`).join('; ')}`);
-  if (r.customLayers.length) lines.push(`  custom layers: ${r.customLayers.join(', ')} (import 'am-ml/runtime' before tf.loadLayersModel)`);
-  if (towers && !r.tower) lines.push(`  ${towers} (export one with --tower <name>)`);
-  if (r.quantization) {
-    const q = r.quantization;
-    lines.push(`  quantized ${q.dtype}: ${q.bytesBefore} → ${q.bytesAfter} bytes; weight error max ${q.weightMaxAbsError.toExponential(2)}, rms ${q.weightRmsError.toExponential(2)}`);
-  }
-  if (r.validation) lines.push(formatValidation(r.validation.report, r.validation.float32).replace(/^/gm, '  '));
-  lines.push(`  time: convert ${r.durationsMs.convert.toFixed(0)} ms, write ${r.durationsMs.write.toFixed(0)} ms${r.durationsMs.validate !== undefined ? `, validate ${r.durationsMs.validate.toFixed(0)} ms` : ''}`);
-  return lines.join('\n');
-}
+export { formatExport } from './keras-shared.js';

@@ -9,6 +9,7 @@ import { type LambdaMapping, parseLambdaMapping } from '../ml/keras/lambda.js';
 import type { BackendChoice } from '../ml/tf.js';
 import type { ValidationReport } from '../ml/validate.js';
 import type { Reporter } from '../output/reporter.js';
+import type { ExportResult } from './export.js';
 
 export function parseLambdaFlags(values: readonly string[] = []): Map<string, LambdaMapping> {
   const out = new Map<string, LambdaMapping>();
@@ -83,3 +84,26 @@ export function formatValidation(r: ValidationReport, float32?: ValidationReport
   return lines.join('\n');
 }
 
+export function formatExport(r: ExportResult): string {
+  const lines: string[] = [];
+  const towers = r.towers.length ? `towers: ${r.towers.map((t) => t.name).join(', ')}` : '';
+  if (!r.outDir && !r.dryRun) {
+    lines.push(`${r.model}: ${r.towers.length ? towers : 'not a two-tower model (no towers found)'}`);
+    for (const t of r.towers) lines.push(`  ${t.name} (${t.kind}): inputs ${t.inputs.join(', ')}`);
+    return lines.join('\n');
+  }
+  lines.push(`${r.dryRun ? 'Would write' : 'Wrote'} ${r.model}${r.tower ? ` (tower of the source model)` : ''} to ${r.outDir ?? '(dry run)'}: ${r.weights.count} weights, ${r.files.length} files, ${r.totalBytes} bytes`);
+  lines.push(`  source: ${r.source.format}, Keras ${r.source.kerasVersion ?? 'unknown'}`);
+  lines.push(`  inputs: ${r.inputs.map((i) => `${i.name} [${i.shape.map((d) => d ?? 'batch').join(', ')}] ${i.dtype}`).join('; ')}`);
+  lines.push(`  outputs: ${r.outputs.map((o) => `${o.name} [${o.shape.map((d) => d ?? 'batch').join(', ')}]`).join('; ')}`);
+  if (r.customLayers.length) lines.push(`  custom layers: ${r.customLayers.join(', ')} (import 'am-ml/runtime' before tf.loadLayersModel)`);
+  if (towers && !r.tower) lines.push(`  ${towers} (export one with --tower <name>)`);
+  if (r.quantization) {
+    const q = r.quantization;
+    lines.push(`  quantized ${q.dtype}: ${q.bytesBefore} → ${q.bytesAfter} bytes; weight error max ${q.weightMaxAbsError.toExponential(2)}, rms ${q.weightRmsError.toExponential(2)}`);
+    for (const a of q.accuracy) lines.push(`    ${a.name}: max abs change ${a.maxAbsDiff.toExponential(2)} (${(a.maxRelDiff * 100).toFixed(3)} % of rms)${a.minCosine !== undefined ? `, min cosine ${a.minCosine.toFixed(6)}` : ''}`);
+  }
+  if (r.validation) lines.push(formatValidation(r.validation.report, r.validation.float32).replace(/^/gm, '  '));
+  lines.push(`  time: convert ${r.durationsMs.convert.toFixed(0)} ms, write ${r.durationsMs.write.toFixed(0)} ms${r.durationsMs.validate !== undefined ? `, validate ${r.durationsMs.validate.toFixed(0)} ms` : ''}`);
+  return lines.join('\n');
+}
