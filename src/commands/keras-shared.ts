@@ -52,8 +52,7 @@ export function progressToReporter(reporter: Reporter): ((e: ExportEvent) => voi
     if (e.kind === 'phase') {
       current?.succeed();
       current = e.phase === 'validate' ? undefined : reporter.phase(`${labels[e.phase]}${e.detail ? `: ${e.detail}` : ''}`);
-    } else if (e.kind === 'file') reporter.debug(`wrote ${e.path} (${e.bytes} bytes)`);
-    else reporter.info(e.text);
+    } else reporter.debug(`wrote ${e.path} (${e.bytes} bytes)`);
   }) as ((e: ExportEvent) => void) & { end(): void };
   fn.end = () => {
     current?.succeed();

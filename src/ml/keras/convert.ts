@@ -26,8 +26,7 @@ export type ExportPhase = 'read' | 'check' | 'map-weights' | 'encode' | 'write' 
 
 export type ExportEvent =
   | { kind: 'phase'; phase: ExportPhase; detail?: string }
-  | { kind: 'file'; path: string; bytes: number }
-  | { kind: 'note'; text: string };
+  | { kind: 'file'; path: string; bytes: number };
 
 export interface ConvertKerasOptions {
   /** `.keras`, `.h5`, or a topology `.json`. */

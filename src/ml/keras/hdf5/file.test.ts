@@ -130,6 +130,21 @@ describe('HDF5 reader cross-checked with h5wasm', () => {
     } finally {
       theirs.close();
     }
+    // Version-2 object headers carry checksums: a flipped byte inside one is caught as damage.
+    const bytes = new Uint8Array(readFileSync(file));
+    const at = Buffer.from(bytes).indexOf('OHDR', 100);
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 7] ^= 0x01;
+    const walkAll = (g: H5Group) => {
+      void g.attrs.size;
+      for (const k of g.keys()) {
+        const e = g.get(k);
+        if (e instanceof H5Group) walkAll(e);
+        else if (e instanceof H5Dataset) e.read();
+      }
+    };
+    expect(() => walkAll(openHdf5(bytes).root)).toThrow(/checksum/);
+
     const chunked = ours.root.dataset('many/chunked')!;
     expect(chunked.filters.map((x) => x.id)).toContain(1);
     expect(Array.from(chunked.read() as Float32Array).slice(0, 3)).toEqual(Array.from(big.slice(0, 3)));

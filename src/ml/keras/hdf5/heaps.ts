@@ -196,7 +196,6 @@ export function v2BtreeRecords(b: Bytes, address: number): Uint8Array[] {
 // ---------------------------------------------------------------------------------------------------------------
 
 export class FractalHeap {
-  private readonly heapIdLength: number;
   private readonly maxDirectBlockSize: number;
   private readonly startBlockSize: number;
   private readonly tableWidth: number;
@@ -204,7 +203,6 @@ export class FractalHeap {
   private readonly rootAddress: number;
   private readonly rootRows: number;
   private readonly hasFilters: boolean;
-  private readonly checksumDirect: boolean;
   private readonly offsetBytes: number;
   private readonly lengthBytes: number;
 
@@ -214,9 +212,7 @@ export class FractalHeap {
   ) {
     b.signature(address, 'FRHP', 'fractal heap header');
     let p = address + 5;
-    this.heapIdLength = b.u16(p);
     const filterLen = b.u16(p + 2);
-    const flags = b.u8At(p + 4);
     p += 5;
     const maxManaged = b.u32(p);
     p += 4;
@@ -233,7 +229,6 @@ export class FractalHeap {
     this.rootAddress = b.offset(p);
     this.rootRows = b.u16(p + b.offsetSize);
     this.hasFilters = filterLen > 0;
-    this.checksumDirect = (flags & 0x02) !== 0;
     if (this.tableWidth === 0 || this.startBlockSize === 0 || this.maxHeapSizeBits > 64) {
       throw new Hdf5Error('corrupt', `the fractal heap at byte ${address} has invalid table parameters.`);
     }
@@ -304,12 +299,5 @@ export class FractalHeap {
       }
     }
     throw new Hdf5Error('corrupt', `fractal heap offset ${offset} is beyond the heap.`);
-  }
-
-  get checksummed(): boolean {
-    return this.checksumDirect;
-  }
-  get headerAddress(): number {
-    return this.address;
   }
 }

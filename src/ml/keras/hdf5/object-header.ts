@@ -2,7 +2,7 @@
  * Object headers (version 1 and version 2 "OHDR"), followed through continuation blocks, as a flat list of raw
  * messages. Loops and runaway chains are bounded so a hostile file cannot make the reader spin.
  */
-import { Bytes, Hdf5Error, UNDEFINED_ADDRESS } from './bytes.js';
+import { Bytes, Hdf5Error, lookup3, UNDEFINED_ADDRESS } from './bytes.js';
 
 export const MSG = {
   NIL: 0x0,
@@ -50,6 +50,7 @@ export function readObjectHeader(b: Bytes, address: number): RawMessage[] {
     const chunkSize = b.uint(p, sizeBytes);
     p += sizeBytes;
     creationOrder = (flags & 0x04) !== 0;
+    verifyChecksum(b, address, p + chunkSize - address, 'object header');
     blocks.push({ pos: p, size: chunkSize, first: true });
   } else {
     const version = b.u8At(address);
@@ -70,6 +71,7 @@ export function readObjectHeader(b: Bytes, address: number): RawMessage[] {
       let end = blk.pos + blk.size;
       if (!blk.first) {
         b.signature(p, 'OCHK', 'object header continuation');
+        verifyChecksum(b, blk.pos, blk.size - 4, 'object header continuation');
         p += 4;
         end -= 4; // checksum
       }
@@ -113,4 +115,12 @@ export function readObjectHeader(b: Bytes, address: number): RawMessage[] {
     }
   }
   return messages;
+}
+
+/** Version-2 metadata blocks end in a lookup3 checksum of the bytes before it. */
+function verifyChecksum(b: Bytes, start: number, length: number, what: string): void {
+  if (length < 0) throw new Hdf5Error('corrupt', `a ${what} at byte ${start} has a negative size.`);
+  const stored = b.u32(start + length);
+  const computed = lookup3(b.slice(start, length, `a ${what}`));
+  if (stored !== computed) throw new Hdf5Error('corrupt', `the ${what} at byte ${start} fails its checksum; the file is damaged.`);
 }
