@@ -5,7 +5,7 @@ am-ml never needs Python: this script only (re)creates small committed test data
 in an environment with the local index's packages:
 
     python3 -m venv /tmp/kvenv && /tmp/kvenv/bin/pip install tensorflow-cpu keras h5py numpy
-    /tmp/kvenv/bin/python scripts/generate-keras-fixtures.py [--lambda-pythons /path/python3.10 ...]
+    /tmp/kvenv/bin/python scripts/generate-keras-fixtures.py [--lambda-pythons /path/python3.10 ...] [--only graph ...]
 
 Outputs (all under fixtures/keras/generated/):
 
@@ -16,6 +16,8 @@ Outputs (all under fixtures/keras/generated/):
 * kitchen_sink: every other layer am-ml converts, in one Functional model (.keras and .h5);
 * nested_sequential: a Sequential containing a Sequential (.keras and .h5);
 * topology JSON + Keras 3 weights file (model.to_json() + save_weights("*.weights.h5"));
+* graph shapes: shared_layer (one Embedding called twice, Dot(normalize=True)), siamese (a nested tower called
+  twice), scalar_id (an Input(shape=()) id), each as .keras and .h5;
 * Lambda models: lambda_l2 (recognisable L2 normalisation), lambda_named (a named function, needs --map-lambda),
   lambda_unknown (x * 2, refused); masked_pooling (Embedding(mask_zero=True) -> GlobalAveragePooling1D, refused);
 * <name>.golden.json for every convertible model: {"inputs", "input_order", "outputs", "output_names", ...}
@@ -91,7 +93,9 @@ def golden_inputs(model, rng, id_ranges):
 def write_golden(path, model, inputs, note):
     order = [t.name.split(":")[0] for t in model.inputs]
     outs = model.predict([inputs[n] for n in order] if len(order) > 1 else inputs[order[0]], verbose=0)
-    if not isinstance(outs, (list, tuple)):
+    if isinstance(outs, dict):
+        outs = [outs[k] for k in sorted(outs)]  # model.outputs order: keras.tree.flatten sorts dict keys
+    elif not isinstance(outs, (list, tuple)):
         outs = [outs]
     doc = {
         "inputs": {n: inputs[n].tolist() for n in order},
@@ -208,6 +212,26 @@ def lambda_models():
     return l2, named, unknown
 
 
+def graph_models():
+    """Graph shapes that tripped the converter once: a layer called twice, a tower called twice, a scalar id input."""
+    a = keras.Input((3,), name="a_ids", dtype="int32")
+    b = keras.Input((3,), name="b_ids", dtype="int32")
+    emb = layers.Embedding(40, 6, name="shared_emb")
+    pa = layers.GlobalAveragePooling1D(name="pool_a")(emb(a))
+    pb = layers.GlobalAveragePooling1D(name="pool_b")(emb(b))
+    shared = keras.Model([a, b], layers.Dot(axes=1, normalize=True, name="cosine")([pa, pb]), name="shared_layer")
+
+    tin = keras.Input((5,), name="t_in")
+    tower = keras.Model(tin, layers.UnitNormalization(name="t_norm")(layers.Dense(8, activation="relu", name="t_dense")(tin)), name="tower")
+    x1 = keras.Input((5,), name="x1")
+    x2 = keras.Input((5,), name="x2")
+    siamese = keras.Model([x1, x2], layers.Dot(axes=1, name="similarity")([tower(x1), tower(x2)]), name="siamese")
+
+    sid = keras.Input((), name="sid", dtype="int32")
+    scalar = keras.Model(sid, layers.Dense(3, name="out")(layers.Embedding(30, 4, name="sid_embedding")(sid)), name="scalar_id")
+    return [(shared, "shared_layer", {"a_ids": 40, "b_ids": 40}), (siamese, "siamese", {}), (scalar, "scalar_id", {"sid": 30})]
+
+
 def masked_pooling():
     ids = keras.Input((5,), name="ids", dtype="int32")
     x = layers.Embedding(20, 4, mask_zero=True, name="masked_embedding")(ids)
@@ -307,21 +331,45 @@ def public_goldens(rng):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lambda-pythons", nargs="*", default=[], help="other CPython executables for lambda-bytecode.json")
+    ap.add_argument("--only", nargs="*", default=None, help="regenerate only these groups: towers coverage lambda graph public bytecode")
     args = ap.parse_args()
+    want = lambda group: args.only is None or group in args.only  # noqa: E731
     os.makedirs(OUT, exist_ok=True)
     keras.utils.set_random_seed(SEED)
     rng = np.random.default_rng(SEED)
 
-    u = user_tower()
-    i = item_tower()
-    full = full_model(u, i)
-    randomize_weights(full, rng)
-    user_ids = {"user_id": USER_IDS}
-    item_ids = {"item_maker": ITEM_MAKERS}
-    for model, name, ids in [(u, "user_tower_768", user_ids), (i, "item_tower_768", item_ids), (full, "full_model_768", {**user_ids, **item_ids})]:
-        save_both(model, name)
-        write_golden(os.path.join(OUT, f"{name}.golden.json"), model, golden_inputs(model, rng, ids), f"Keras {keras.__version__} predict()")
+    if want("towers"):
+        u = user_tower()
+        i = item_tower()
+        full = full_model(u, i)
+        randomize_weights(full, rng)
+        user_ids = {"user_id": USER_IDS}
+        item_ids = {"item_maker": ITEM_MAKERS}
+        for model, name, ids in [(u, "user_tower_768", user_ids), (i, "item_tower_768", item_ids), (full, "full_model_768", {**user_ids, **item_ids})]:
+            save_both(model, name)
+            write_golden(os.path.join(OUT, f"{name}.golden.json"), model, golden_inputs(model, rng, ids), f"Keras {keras.__version__} predict()")
+    if want("coverage"):
+        coverage(rng)
+    if want("lambda"):
+        lambdas(rng)
+    if want("graph"):
+        graph_rng = np.random.default_rng(SEED + 1)
+        for model, name, ids in graph_models():
+            randomize_weights(model, graph_rng)
+            save_both(model, name)
+            write_golden(os.path.join(OUT, f"{name}.golden.json"), model, golden_inputs(model, graph_rng, ids), f"Keras {keras.__version__} predict()")
+    if want("public"):
+        public_goldens(rng)
+    if want("bytecode"):
+        lambda_bytecode(args.lambda_pythons)
 
+    # Record the exact files for SOURCES.md.
+    for n in sorted(os.listdir(OUT)):
+        p = os.path.join(OUT, n)
+        print(f"{n}\t{os.path.getsize(p)}")
+
+
+def coverage(rng):
     ks = kitchen_sink()
     randomize_weights(ks, rng)
     save_both(ks, "kitchen_sink")
@@ -336,6 +384,8 @@ def main():
         f.write(ns.to_json())
     ns.save_weights(os.path.join(OUT, "nested_sequential.weights.h5"))
 
+
+def lambdas(rng):
     l2, named, unknown = lambda_models()
     for m, name in [(l2, "lambda_l2"), (named, "lambda_named"), (unknown, "lambda_unknown")]:
         randomize_weights(m, rng)
@@ -347,14 +397,6 @@ def main():
     mp = masked_pooling()
     randomize_weights(mp, rng)
     mp.save(os.path.join(OUT, "masked_pooling.keras"))
-
-    public_goldens(rng)
-    lambda_bytecode(args.lambda_pythons)
-
-    # Record the exact files for SOURCES.md.
-    for n in sorted(os.listdir(OUT)):
-        p = os.path.join(OUT, n)
-        print(f"{n}\t{os.path.getsize(p)}")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ export interface ExportResult {
   outputs: TensorInfo[];
   customLayers: string[];
   lambdas: Array<{ layer: string; as: string; how: string; axis: number; maxInverseNorm: number }>;
+  warnings: string[];
   weights: { count: number; sourceCount: number; bytes: number; ignored: string[] };
   files: Array<{ path: string; size: number; sha256?: string }>;
   totalBytes: number;
@@ -111,6 +112,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     reporter.info(`This is a two-tower model; towers: ${conversion.towers.map((t) => `${t.name} (inputs ${t.inputs.join(', ')})`).join('; ')}. Export one with --tower <name>.`);
   }
   for (const l of conversion.lambdas) reporter.info(`Lambda ${l.layer} runs as ${l.as} (${l.how}).`);
+  for (const w of conversion.warnings) reporter.warn(w);
 
   let validation: ConversionValidation | undefined;
   let validateMs: number | undefined;
@@ -172,6 +174,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     outputs: conversion.outputs,
     customLayers: conversion.customLayers,
     lambdas: conversion.lambdas,
+    warnings: conversion.warnings,
     weights: { count: conversion.weights.length, sourceCount: conversion.allWeights.length, bytes: conversion.encoded.bytes.length, ignored: conversion.ignored },
     files,
     totalBytes: files.reduce((a, f) => a + f.size, 0),

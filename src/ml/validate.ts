@@ -95,7 +95,12 @@ export interface ValidationReport {
     quantized?: QuantizeDtype;
   };
   golden: Array<{ file: string; outputs: TensorDiff[]; ok: boolean }>;
-  tensorLeak: { before: number; after: number; ok: boolean };
+  /**
+   * Tensor counts: before loading, after loading, after one warm-up prediction (tfjs-layers caches a few scalar
+   * constants globally on first use), after all predictions (must equal afterWarmup: nothing leaks per call), and
+   * after dispose (must be back to `before`, up to the constants tfjs cached during the warm-up).
+   */
+  tensorLeak: { before: number; afterLoad: number; afterWarmup: number; afterPredictions: number; after: number; cachedByTfjs: number; ok: boolean };
   durationMs: number;
 }
 
@@ -264,10 +269,7 @@ function tfLayerOutputs(model: LayersModel, xs: Tensor[]): Map<string, Float32Ar
   const result = new Map<string, Float32Array>();
   if (!outputs.length) return result;
   const probe = tf.model({ inputs: model.inputs, outputs });
-  const ys = tf.tidy(() => {
-    const r = probe.predict(xs.length === 1 ? xs[0] : xs);
-    return Array.isArray(r) ? r : [r];
-  });
+  const ys = tf.tidy(() => run(probe as unknown as LayersModel, xs));
   ys.forEach((y, i) => {
     result.set(keys[i], Float32Array.from(y.dataSync()));
     y.dispose();
@@ -275,11 +277,23 @@ function tfLayerOutputs(model: LayersModel, xs: Tensor[]): Map<string, Float32Ar
   return result;
 }
 
+/** True when some input has no feature axis (`Input(shape=())`): LayersModel.predict() cannot take it. */
+export function hasRank1Input(model: { inputs: Array<{ shape: unknown[] }> }): boolean {
+  return model.inputs.some((i) => i.shape.length === 1);
+}
+
+/**
+ * Run the model as the app would: `predict()`. tfjs-layers' predict() turns 1-D inputs into [batch, 1] and then
+ * rejects them, so models with a rank-1 input run through `apply()` (inference mode) instead.
+ */
+function run(model: LayersModel, xs: Tensor[]): Tensor[] {
+  const x = xs.length === 1 ? xs[0] : xs;
+  const r = hasRank1Input(model) ? model.apply(x, { training: false }) : model.predict(x);
+  return (Array.isArray(r) ? r : [r]) as Tensor[];
+}
+
 function predict(model: LayersModel, xs: Tensor[]): Float32Array[] {
-  const ys = tf.tidy(() => {
-    const r = model.predict(xs.length === 1 ? xs[0] : xs);
-    return Array.isArray(r) ? r : [r];
-  });
+  const ys = tf.tidy(() => run(model, xs));
   const out = ys.map((y) => Float32Array.from(y.dataSync()));
   ys.forEach((y) => y.dispose());
   return out;
@@ -362,6 +376,14 @@ function checkShapes(model: LayersModel, tree: ModelSpec, refOutputs?: RefTensor
 }
 
 /**
+ * Prefix for the layers inside one call of a nested model: `tower` for its first call, `tower@2` for the
+ * second (a tower shared by two inputs computes different values in each call).
+ */
+export function callPath(path: string, node: number): string {
+  return node <= 1 ? path : `${path}@${node}`;
+}
+
+/**
  * Compare TF.js layer outputs with the reference, in config (topological) order. Nested models are compared
  * inside too: the nested model is run in TF.js on the reference's inputs for that call, so a difference is pinned
  * to the first layer that produces it, not to the whole tower.
@@ -380,7 +402,7 @@ function compareLayers(model: LayersModel, tree: ModelSpec, xs: Tensor[], refByP
       const inner = model.getLayer(layer.name) as unknown as LayersModel;
       const innerXs = toTfInputs(inner, refInputsByPath.get(`${path}|${node}`) ?? []);
       try {
-        const deeper = compareLayers(inner, layer.model, innerXs, refByPath, refInputsByPath, path, tolerance);
+        const deeper = compareLayers(inner, layer.model, innerXs, refByPath, refInputsByPath, callPath(path, node), tolerance);
         compared += deeper.compared;
         firstFailing ??= deeper.firstFailing;
       } finally {
@@ -403,6 +425,9 @@ export async function validateModel(opts: ValidateModelOptions): Promise<Validat
   const before = tf.memory().numTensors;
   const weights = checkWeights(opts.folder, opts.sourceWeights, opts.quantized);
   const model = await loadTfjsFolder(opts.folder);
+  const afterLoad = tf.memory().numTensors;
+  warmUp(model);
+  const afterWarmup = tf.memory().numTensors;
   const report: ValidationReport = {
     ok: true,
     backend: tf.getBackend(),
@@ -411,7 +436,7 @@ export async function validateModel(opts: ValidateModelOptions): Promise<Validat
     strictLoad: true,
     shapes: { ok: true, problems: [] },
     golden: [],
-    tensorLeak: { before, after: before, ok: true },
+    tensorLeak: { before, afterLoad, afterWarmup, afterPredictions: afterWarmup, after: before, cachedByTfjs: afterWarmup - afterLoad, ok: true },
     durationMs: 0,
   };
   try {
@@ -455,11 +480,13 @@ export async function validateModel(opts: ValidateModelOptions): Promise<Validat
       report.shapes = checkShapes(model, opts.tree);
     }
     for (const g of opts.goldens ?? []) report.golden.push(compareGolden(model, g, tolerance, opts.tree, opts.quantized));
+    report.tensorLeak.afterPredictions = tf.memory().numTensors;
   } finally {
     disposeLayersModel(model);
   }
   const after = tf.memory().numTensors;
-  report.tensorLeak = { before, after, ok: after === before };
+  const t = report.tensorLeak;
+  report.tensorLeak = { ...t, after, ok: t.afterPredictions === t.afterWarmup && after - before <= t.cachedByTfjs };
   report.ok =
     report.weights.ok &&
     report.shapes.ok &&
@@ -468,6 +495,16 @@ export async function validateModel(opts: ValidateModelOptions): Promise<Validat
     report.golden.every((g) => g.ok);
   report.durationMs = performance.now() - t0;
   return report;
+}
+
+/** One prediction on zeros (id 0 is valid for every Embedding), so tfjs' first-use caches exist before counting. */
+function warmUp(model: LayersModel): void {
+  const xs = model.inputs.map((i) => tf.zeros([2, ...i.shape.slice(1).map((d) => d ?? 4)], i.dtype === 'int32' ? 'int32' : 'float32'));
+  try {
+    tf.tidy(() => run(model, xs)).forEach((y) => y.dispose());
+  } finally {
+    xs.forEach((x) => x.dispose());
+  }
 }
 
 function compareGolden(model: LayersModel, g: LoadedGolden, tolerance: number, tree: ModelSpec | undefined, quantized?: QuantizeDtype): { file: string; outputs: TensorDiff[]; ok: boolean } {
@@ -505,7 +542,10 @@ export function describeFailure(r: ValidationReport): string {
   for (const g of r.golden) {
     for (const o of g.outputs) if (!o.pass) parts.push(`golden ${g.file} ${o.name}: max abs diff ${o.maxAbsDiff.toExponential(3)}${o.firstFailingIndex ? ` first at [${o.firstFailingIndex.join(', ')}]: ${o.found} vs ${o.expected}` : ''}`);
   }
-  if (!r.tensorLeak.ok) parts.push(`tensor leak: ${r.tensorLeak.before} tensors before, ${r.tensorLeak.after} after`);
+  if (!r.tensorLeak.ok) {
+    const t = r.tensorLeak;
+    parts.push(`tensor leak: ${t.afterWarmup} tensors before the predictions, ${t.afterPredictions} after; ${t.before} before loading, ${t.after} after dispose`);
+  }
   return parts.join('; ');
 }
 

@@ -49,6 +49,9 @@ const CASES: Case[] = [
     { label: `kitchen sink .${ext} (every other layer)`, input: `${G}/kitchen_sink.${ext}`, golden: `${G}/kitchen_sink.golden.json`, format: ext === 'keras' ? 'keras-v3-zip' : 'h5-full-model', weightCount: 16 },
     { label: `Sequential in a Sequential .${ext}`, input: `${G}/nested_sequential.${ext}`, golden: `${G}/nested_sequential.golden.json`, format: ext === 'keras' ? 'keras-v3-zip' : 'h5-full-model', weightCount: 10 },
     { label: `recognised L2 Lambda .${ext}`, input: `${G}/lambda_l2.${ext}`, golden: `${G}/lambda_l2.golden.json`, format: ext === 'keras' ? 'keras-v3-zip' : 'h5-full-model', weightCount: 2 },
+    { label: `one Embedding called twice, cosine Dot .${ext}`, input: `${G}/shared_layer.${ext}`, golden: `${G}/shared_layer.golden.json`, format: ext === 'keras' ? 'keras-v3-zip' : 'h5-full-model', weightCount: 1 },
+    { label: `a tower called twice (siamese) .${ext}`, input: `${G}/siamese.${ext}`, golden: `${G}/siamese.golden.json`, format: ext === 'keras' ? 'keras-v3-zip' : 'h5-full-model', weightCount: 2 },
+    { label: `a scalar id input, Input(shape=()) .${ext}`, input: `${G}/scalar_id.${ext}`, golden: `${G}/scalar_id.golden.json`, format: ext === 'keras' ? 'keras-v3-zip' : 'h5-full-model', weightCount: 3 },
   ]),
   {
     label: 'Keras 3 topology JSON + save_weights file',
@@ -75,6 +78,16 @@ describe('convertKeras on real Keras files', () => {
     expect(v.report.golden).toHaveLength(1);
     for (const o of v.report.golden[0].outputs) expect(o.pass, `${o.name}: ${o.maxAbsDiff}`).toBe(true);
     expect(v.ok).toBe(true);
+  });
+
+  it('compares each call of a shared tower separately and warns about rank-1 inputs', async () => {
+    const siamese = await convertKeras({ input: `${G}/siamese.keras`, convertedBy: 't' });
+    const v = await validateConversion(siamese, folderOfConversion(siamese));
+    // similarity, both calls of tower, and t_dense + t_norm inside each call
+    expect(v.report.reference!.layersCompared).toBe(7);
+    const scalar = await convertKeras({ input: `${G}/scalar_id.h5`, convertedBy: 't' });
+    expect(scalar.inputs).toEqual([{ name: 'sid', shape: [null], dtype: 'int32' }]);
+    expect(scalar.warnings[0]).toMatch(/Input sid has no feature axis.*model\.apply/);
   });
 
   it('passes a Keras 2 config through unchanged and strips :0 and NUL padding from names', async () => {

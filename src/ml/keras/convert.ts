@@ -71,6 +71,8 @@ export interface KerasConversion {
   lambdas: Array<{ layer: string; as: string; how: string; axis: number; maxInverseNorm: number }>;
   inputs: TensorInfo[];
   outputs: TensorInfo[];
+  /** Things the app must know to run the model (converted as it is). */
+  warnings: string[];
   modelJson: ModelJson;
   encoded: EncodedWeights;
   shards: Array<{ name: string; data: Uint8Array }>;
@@ -186,6 +188,12 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
   const outShapes = inferShapes(tree, (layer, wn) => shapeOf.get(`${layer}/${wn}`));
   const inputs: TensorInfo[] = tree.inputSpecs.map((s) => ({ name: s.name, shape: s.shape, dtype: tfDtype(s.dtype) }));
   const outputs: TensorInfo[] = tree.outputs.map(([name], i) => ({ name, shape: [null, ...outShapes[i].slice(1)], dtype: 'float32' }));
+  const warnings = inputs
+    .filter((i) => i.shape.length === 1)
+    .map(
+      (i) =>
+        `Input ${i.name} has no feature axis (Keras Input(shape=())): TF.js LayersModel.predict() reshapes 1-D inputs to [batch, 1] and rejects them, so call model.apply(x, {training: false}) in the app, or give the Keras Input shape (1,).`,
+    );
   const t3 = performance.now();
 
   emit({ kind: 'phase', phase: 'encode', detail: opts.quantize ? `quantize ${opts.quantize}` : undefined });
@@ -234,6 +242,7 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
     lambdas: rewrite.lambdas,
     inputs,
     outputs,
+    warnings,
     modelJson,
     encoded,
     shards,

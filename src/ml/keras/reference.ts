@@ -445,7 +445,8 @@ export function runReference(model: ModelSpec, inputs: RefTensor[], lookup: Weig
       if (!call) throw invalidModel(`Model ${model.name} refers to call ${node} of ${name}, which does not exist (Graph disconnected).`);
       const ins = call.inputs.map(resolve);
       const path = prefix ? `${prefix}/${name}` : name;
-      outs = layer.model ? runReference(layer.model, ins, lookup, sink, path) : [applyLayer(layer, ins, lookup)];
+      // Layers inside a nested model are reported per call: `tower/...` for its first call, `tower@2/...` after.
+      outs = layer.model ? runReference(layer.model, ins, lookup, sink, node <= 1 ? path : `${path}@${node}`) : [applyLayer(layer, ins, lookup)];
       values.set(key, outs);
       resolving.delete(key);
       sink?.(path, node, outs, ins);

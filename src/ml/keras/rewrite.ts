@@ -253,7 +253,8 @@ function tensorList(v: unknown, modelNames: Set<string>): unknown[] {
     if (Array.isArray(x) && x.length === 3 && typeof x[0] === 'string' && typeof x[1] === 'number' && typeof x[2] === 'number') {
       out.push([x[0], modelNames.has(x[0]) ? x[1] + 1 : x[1], x[2]]);
     } else if (Array.isArray(x)) x.forEach(visit);
-    else if (isObj(x)) Object.values(x).forEach(visit);
+    // Keras flattens dict structures in sorted key order (keras.tree.flatten): model.inputs/outputs follow it.
+    else if (isObj(x)) Object.keys(x).sort().forEach((k) => visit(x[k]));
   };
   visit(v);
   return out;

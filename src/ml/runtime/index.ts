@@ -48,23 +48,24 @@ type Disposable = { dispose(): unknown; layers?: unknown[] };
 type Inner = Disposable & { _refCount?: number | null };
 
 /**
- * Dispose a LayersModel completely. tfjs-layers 4.22 leaves the weights of a Sequential nested inside another
- * Sequential alive after `model.dispose()` (the nested model's reference count stays at 1), so long-lived
- * processes that reload models leak memory; this disposes such nested models too. Returns the tensors released.
+ * Dispose a LayersModel completely. tfjs-layers 4.22 counts one reference per symbolic call of a layer but
+ * releases one per `dispose()`, so a layer used twice in the graph (a shared embedding, a siamese tower) or a
+ * Sequential nested in a Sequential keeps its weights alive after `model.dispose()`. For a model loaded from a
+ * model.json nothing else holds its layers, so this releases them too. Returns the number of tensors freed.
  */
 export function disposeLayersModel(model: Disposable): number {
   const before = tf.memory().numTensors;
   model.dispose();
-  const visit = (layer: Disposable) => {
+  const visit = (layer: Disposable, depth: number) => {
+    if (depth > 64) return;
     for (const inner of (layer.layers ?? []) as Inner[]) {
-      visit(inner);
-      // Only containers the parent failed to release (their own ref count still above zero).
-      if (inner.layers && typeof inner._refCount === 'number' && inner._refCount > 0) {
-        while ((inner._refCount ?? 0) > 0) inner.dispose();
-      }
+      // The layer first (a nested model releases its own layers once when its count reaches zero), then what
+      // is still referenced inside it.
+      while (typeof inner._refCount === 'number' && inner._refCount > 0) inner.dispose();
+      visit(inner, depth + 1);
     }
   };
-  visit(model);
+  visit(model, 0);
   return before - tf.memory().numTensors;
 }
 
