@@ -74,7 +74,7 @@ def golden_inputs(model, rng, id_ranges):
     """One batch per input: ids (covering 0 and the top id) for Embedding inputs, 0/1 multi-hot, normal numerics."""
     inputs = {}
     for t in model.inputs:
-        name = t.name.split(":")[0]
+        name = input_name(t)
         shape = (GOLDEN_BATCH,) + tuple(d if d is not None else 4 for d in t.shape[1:])
         if name in id_ranges:
             v = rng.integers(0, id_ranges[name], size=shape)
@@ -90,8 +90,13 @@ def golden_inputs(model, rng, id_ranges):
     return inputs
 
 
+def input_name(t):
+    """The InputLayer's name (what model.json calls the input), not the KerasTensor's auto name."""
+    return t._keras_history[0].name
+
+
 def write_golden(path, model, inputs, note):
-    order = [t.name.split(":")[0] for t in model.inputs]
+    order = [input_name(t) for t in model.inputs]
     outs = model.predict([inputs[n] for n in order] if len(order) > 1 else inputs[order[0]], verbose=0)
     if isinstance(outs, dict):
         outs = [outs[k] for k in sorted(outs)]  # model.outputs order: keras.tree.flatten sorts dict keys
@@ -101,13 +106,12 @@ def write_golden(path, model, inputs, note):
         "inputs": {n: inputs[n].tolist() for n in order},
         "input_order": order,
         "outputs": [np.asarray(o, dtype="float64").tolist() for o in outs],
-        "output_names": [t.name.split(":")[0] if hasattr(t, "name") else f"output_{i}" for i, t in enumerate(model.outputs)],
+        # Keras output tensors carry auto names; name each output after the layer that produces it.
+        "output_names": [o._keras_history[0].name for o in model.outputs],
         "generator": "scripts/generate-keras-fixtures.py",
         "keras_version": keras.__version__,
         "note": note,
     }
-    # Keras output tensors are named after their layer plus a suffix; name them by their layer instead.
-    doc["output_names"] = [o._keras_history[0].name for o in model.outputs]
     with open(path, "w") as f:
         json.dump(doc, f, separators=(",", ":"))
         f.write("\n")
@@ -156,7 +160,7 @@ def item_tower():
 
 
 def full_model(u, i):
-    ins = [keras.Input(tuple(t.shape[1:]), name=t.name.split(":")[0], dtype=t.dtype) for t in u.inputs + i.inputs]
+    ins = [keras.Input(tuple(t.shape[1:]), name=input_name(t), dtype=t.dtype) for t in u.inputs + i.inputs]
     score = layers.Dot(axes=1, name="score")([u(ins[:3]), i(ins[3:])])
     return keras.Model(ins, score, name="two_tower")
 

@@ -181,7 +181,8 @@ function rewriteLayerConfig(className: string, config: Json, path: string, ctx: 
   const k3 = ctx.kerasMajor === 3;
   for (const [k, v] of Object.entries(config)) {
     if (!k3) {
-      out[k] = v;
+      // Keras 2 configs load as they are; only tf.keras mixed-precision Policy objects need flattening.
+      out[k] = k === 'dtype' && isObj(v) ? dtypeName(v) : v;
       continue;
     }
     if (k === 'dtype') out[k] = dtypeName(v);
