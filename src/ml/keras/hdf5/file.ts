@@ -3,9 +3,10 @@
  * old-style (symbol table) and new-style (link message, dense) groups, compact and dense attributes, and
  * compact/contiguous/chunked datasets. The whole file is in memory; nothing is read lazily from disk.
  *
- * Why not a library: h5wasm (libhdf5 in WebAssembly) needs a host file path, prints HDF5-DIAG traces on damaged
- * files and returns invalid handles instead of throwing; jsfive drops dense attributes silently and returns plain
- * arrays. Both are used in tests to cross-check this reader on every fixture.
+ * Why not a library: h5wasm (libhdf5 in WebAssembly) needs a host file path (a temp copy of every .keras weights
+ * file), prints HDF5-DIAG traces on damaged files and returns invalid handles instead of throwing; jsfive drops dense
+ * attributes silently and returns plain arrays (slow for large weights). h5wasm stays as the test oracle: every
+ * fixture is read with both and compared element for element (file.test.ts).
  */
 import { Bytes, Hdf5Error, UNDEFINED_ADDRESS, utf8 } from './bytes.js';
 import { type Filter, type Layout, parseFilterPipeline, parseLayout, readRawData } from './dataset.js';
