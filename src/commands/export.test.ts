@@ -160,8 +160,13 @@ describe('am-ml export', () => {
     const err = await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: busy, cwd: tmp.path }));
     expect(err).toBeInstanceOf(UsageError);
     expect(err.message).toMatch(/already exists and is not empty/);
+    // --force replaces model folders only: this one holds someone's file, not a model.
+    expect((await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: busy, force: true, cwd: tmp.path }))).message).toMatch(/not a model folder/);
+    writeFileSync(path.join(busy, 'model.json'), '{}');
     await exportModel({ input: `${G}/nested_sequential.keras`, out: busy, force: true, cwd: tmp.path });
     expect(readdirSync(busy).sort()).toEqual(['group1-shard1of1.bin', 'manifest.json', 'model.json']);
+    expect((await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: '.', force: true, cwd: tmp.path }))).message).toMatch(/working directory/);
+    expect((await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: G, force: true, cwd: tmp.path }))).message).toMatch(/holds the input/);
     expect(readdirSync(tmp.path).filter((f) => f.startsWith('.busy'))).toEqual([]);
   });
 

@@ -84,7 +84,8 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
   if (opts.tolerance !== undefined && !opts.validate) throw new UsageError('--tolerance needs --validate.');
   const input = path.resolve(cwd, opts.input);
   const outDir = opts.out ? path.resolve(cwd, opts.out) : null;
-  if (outDir && !opts.dryRun && !opts.listTowers) checkOutDir(outDir, opts.force);
+  const guard = { cwd, inputs: [input, ...(opts.weights ? [path.resolve(cwd, opts.weights)] : [])] };
+  if (outDir && !opts.dryRun && !opts.listTowers) checkOutDir(outDir, opts.force, guard);
   const lambdaMappings = parseLambdaFlags(opts.mapLambda);
   const goldens = (opts.golden ?? []).map((g) => readGoldenFile(path.resolve(cwd, g)));
   if (opts.validate) await initValidationBackend(opts.backend, reporter);
@@ -147,6 +148,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     const written = await writeExportFolder(conversion, {
       outDir,
       force: opts.force,
+      guard,
       amMl: { version: AMML_VERSION, gitCommit: amMlGitCommit() },
       manifestExtras: {
         config: { shardSizeBytes: opts.shardSizeBytes ?? 4194304, ...(opts.quantize ? { quantize: opts.quantize } : {}), validated: Boolean(opts.validate) },

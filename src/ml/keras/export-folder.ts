@@ -9,15 +9,17 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { throwIfAborted, UsageError } from '../../errors.js';
-import { makeRunId, type ModelManifest } from '../artifacts.js';
+import { MANIFEST_FILE, makeRunId, type ModelManifest } from '../artifacts.js';
 import { writeManifest } from '../artifacts-fs.js';
 import { type ExportEvent, finalModelJson, type KerasConversion, resolvedSourceFiles } from './convert.js';
 import { sha256Hex } from './source.js';
 
 export interface WriteExportOptions {
   outDir: string;
-  /** Replace an existing non-empty output folder. */
+  /** Replace an existing model folder. */
   force?: boolean;
+  /** Refuse output folders that would swallow these (see checkOutDir). */
+  guard?: { cwd?: string; inputs?: string[] };
   amMl: { version: string; gitCommit: string | null };
   /** Runs on the complete temporary folder before it is moved into place; throw to abort the export. */
   beforeCommit?: (tmpDir: string) => Promise<void>;
@@ -34,20 +36,41 @@ export interface WriteExportResult {
   manifest: ModelManifest;
 }
 
-/** Refuse an output path that exists as a file, or as a non-empty folder without `force`. Call before converting. */
-export function checkOutDir(outDir: string, force = false): void {
-  if (!existsSync(outDir)) return;
-  const st = statSync(outDir);
+/**
+ * Refuse an output path that exists as a file, or as a non-empty folder without `force`. `--force` only replaces
+ * a folder that holds a model (model.json or manifest.json), never the working directory, one of its parents, or a
+ * folder holding an input file: replacing means deleting. Call before converting.
+ */
+export function checkOutDir(outDir: string, force = false, guard: { cwd?: string; inputs?: string[] } = {}): void {
+  const out = path.resolve(outDir);
+  const within = (child: string, parent: string) => {
+    const rel = path.relative(parent, child);
+    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  };
+  if (path.parse(out).root === out) throw new UsageError(`--out ${outDir} is a filesystem root.`, { hint: 'Choose a new folder for the export.' });
+  if (guard.cwd && within(path.resolve(guard.cwd), out)) {
+    throw new UsageError(`--out ${outDir} is the working directory or one of its parents.`, { hint: 'Choose a new folder for the export.' });
+  }
+  for (const input of guard.inputs ?? []) {
+    if (within(path.resolve(input), out)) throw new UsageError(`--out ${outDir} holds the input ${input}.`, { hint: 'Write the export to a folder of its own.' });
+  }
+  if (!existsSync(out)) return;
+  const st = statSync(out);
   if (!st.isDirectory()) throw new UsageError(`--out ${outDir} exists and is not a folder.`, { hint: 'Choose a new folder name.' });
-  if (readdirSync(outDir).length > 0 && !force) {
-    throw new UsageError(`--out ${outDir} already exists and is not empty.`, { hint: 'Choose a new folder, or pass --force to replace it.' });
+  const entries = readdirSync(out);
+  if (entries.length === 0) return;
+  if (!force) throw new UsageError(`--out ${outDir} already exists and is not empty.`, { hint: 'Choose a new folder, or pass --force to replace it.' });
+  if (!entries.includes('model.json') && !entries.includes(MANIFEST_FILE)) {
+    throw new UsageError(`--out ${outDir} is not a model folder (no model.json or manifest.json); --force only replaces model folders.`, {
+      hint: 'Choose a new folder, or empty this one yourself.',
+    });
   }
 }
 
 export async function writeExportFolder(conversion: KerasConversion, opts: WriteExportOptions): Promise<WriteExportResult> {
   const emit = opts.onProgress ?? (() => {});
   const outDir = path.resolve(opts.outDir);
-  checkOutDir(outDir, opts.force);
+  checkOutDir(outDir, opts.force, opts.guard);
   const parent = path.dirname(outDir);
   mkdirSync(parent, { recursive: true });
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
