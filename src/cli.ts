@@ -466,6 +466,95 @@ Examples:
         return { result, text: m.formatDoctor(result), exitCode: result.ok ? EXIT.OK : EXIT.VALIDATION };
       }),
     );
+
+  registerKerasCommands(program, action);
+}
+
+/** `export` and `validate`: Keras → TF.js conversion and its proof (issue 5). */
+function registerKerasCommands(program: Command, action: ActionFactory): void {
+  const exitCodes =
+    '\nExit codes: 0 ok; 2 bad flags or an unreadable input (not a Keras file, damaged or truncated HDF5/zip, unsafe zip member names,\n' +
+    'weights-only .h5 without topology); 4 the model cannot be converted as it is (unsupported layers, weights that disagree with the\n' +
+    'config, sizes over the limits) or validation found a mismatch. Nothing is written unless everything succeeded.\n';
+  program
+    .command('export')
+    .description('convert a Keras model (.keras, .h5, or topology .json + weights .h5) into a TF.js layers-model folder, optionally proven equal')
+    .argument('<model>', 'model.keras (Keras 3), model.h5 (Keras 2 or 3), or a topology .json (with --weights)')
+    .option('--weights <file>', 'weights-only .h5 (save_weights) for a topology .json')
+    .option('--out <dir>', 'output folder: model.json, group1-shard*.bin, manifest.json (must not exist or be empty, unless --force)')
+    .option('--validate', 'prove the result equal: weights round trip, strict load, reference forward pass layer by layer, tensor-leak check')
+    .option('--golden <file>', 'golden JSON (inputs + expected outputs from the training side) to compare with; repeatable; needs --validate', collect)
+    .option('--tolerance <x>', 'relative tolerance for --validate (default 1e-4; scaled with depth)', parseFloatFlag(0, 1))
+    .addOption(new Option('--quantize <dtype>', 'store weights as float16 or uint8 (the accuracy change is reported)').choices(['float16', 'uint8']))
+    .option('--shard-size-bytes <n>', 'weight shard size in bytes (default 4194304)', parseIntFlag(1024, 2 ** 31 - 1))
+    .option('--tower <layer>', 'export one tower of a two-tower model (a nested model layer, or the layer that ends a branch)')
+    .option('--list-towers', 'list the towers of a two-tower model and write nothing')
+    .option('--map-lambda <layer=fn:axis=n>', 'run a Lambda layer as an L2 normalisation: <layer>=l2_normalize:axis=-1[:epsilon=1e-12] (tf) or normalize:axis=-1 (keras.ops); repeatable', collect)
+    .option('--force', 'replace an existing output folder')
+    .option('--dry-run', 'convert (and validate) in memory; write nothing')
+    .addOption(new Option('--backend <name>', 'TF.js backend for --validate (default cpu)').choices(['cpu', 'wasm', 'node', 'auto']))
+    .addHelpText(
+      'after',
+      `${exitCodes}\nExamples:\n  am-ml export user_tower_768.keras --out models/user --validate\n  am-ml export full_model_768.keras --list-towers\n` +
+        '  am-ml export full_model_768.h5 --tower user_tower --out models/user --validate --golden user_golden.json\n' +
+        '  am-ml export model.json --weights weights.h5 --out out/ --quantize float16 --validate\n',
+    )
+    .action(
+      action('export', async (common, f, args) => {
+        const m = await import('./commands/export.js');
+        const result = await m.exportModel({
+          ...common,
+          input: args[0],
+          weights: f.weights as string | undefined,
+          out: f.out as string | undefined,
+          validate: Boolean(f.validate),
+          golden: f.golden as string[] | undefined,
+          tolerance: f.tolerance as number | undefined,
+          quantize: f.quantize as 'float16' | 'uint8' | undefined,
+          shardSizeBytes: f.shardSizeBytes as number | undefined,
+          tower: f.tower as string | undefined,
+          listTowers: Boolean(f.listTowers),
+          mapLambda: f.mapLambda as string[] | undefined,
+          force: Boolean(f.force),
+          dryRun: Boolean(f.dryRun),
+          backend: f.backend as 'cpu' | 'wasm' | 'node' | 'auto' | undefined,
+        });
+        return { result, text: m.formatExport(result) };
+      }),
+    );
+
+  program
+    .command('validate')
+    .description('prove a TF.js model folder equal to its Keras source (reference forward pass) and/or golden outputs; exit 4 if not')
+    .argument('<dir>', 'TF.js layers-model folder (model.json + shards)')
+    .option('--against <file>', 'the Keras source: model.keras, model.h5, or topology .json (with --weights)')
+    .option('--weights <file>', 'weights-only .h5 for a topology .json given to --against')
+    .option('--golden <file>', 'golden JSON: {"inputs", "input_order", "outputs", "output_names"}; repeatable', collect)
+    .option('--tolerance <x>', 'relative tolerance (default 1e-4; scaled with depth)', parseFloatFlag(0, 1))
+    .option('--batch <n>', 'rows of generated inputs for the reference pass (default 16)', parseIntFlag(1, 4096))
+    .option('--map-lambda <layer=fn:axis=n>', 'as for export, when the model was exported with --map-lambda', collect)
+    .addOption(new Option('--backend <name>', 'TF.js backend (default cpu)').choices(['cpu', 'wasm', 'node', 'auto']))
+    .addHelpText(
+      'after',
+      `${exitCodes}\nExamples:\n  am-ml validate models/user --against user_tower_768.keras\n  am-ml validate models/user --golden user_golden.json --tolerance 1e-5 --json\n`,
+    )
+    .action(
+      action('validate', async (common, f, args) => {
+        const m = await import('./commands/validate.js');
+        const { result, exitCode } = await m.validate({
+          ...common,
+          dir: args[0],
+          against: f.against as string | undefined,
+          weights: f.weights as string | undefined,
+          golden: f.golden as string[] | undefined,
+          tolerance: f.tolerance as number | undefined,
+          batch: f.batch as number | undefined,
+          mapLambda: f.mapLambda as string[] | undefined,
+          backend: f.backend as 'cpu' | 'wasm' | 'node' | 'auto' | undefined,
+        });
+        return { result, text: m.formatValidate(result), exitCode };
+      }),
+    );
 }
 
 /**
