@@ -213,7 +213,7 @@ describe('sync-dmm: killed at any moment, resumed without loss or duplicates', (
         if (++served === 3) c.process.kill('SIGINT');
       };
       const exit = await c.done;
-      expect(exit.code).toBe(130);
+      expect(exit.code, exit.stdout + exit.stderr).toBe(130);
       const doc = JSON.parse(exit.stdout);
       expect(doc).toMatchObject({ ok: false, error: { code: 'INTERRUPTED', exitCode: 130 } });
       expect(doc.error.message).toMatch(/run the same command again to resume/);

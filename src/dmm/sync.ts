@@ -447,7 +447,11 @@ export async function syncCatalog(opts: SyncCatalogOptions): Promise<SyncResult>
     for (;;) {
       while (inflight.length < prefetch && nextToSchedule <= limit()) {
         throwIfAborted(fetchSignal);
-        inflight.push(fetchPage(w, nextToSchedule));
+        const p = fetchPage(w, nextToSchedule);
+        // Mark it handled now: it is awaited in order later, and a rejection (Ctrl-C) while an earlier page is
+        // still being processed must not count as an unhandled rejection (which ends the process).
+        p.catch(() => {});
+        inflight.push(p);
         nextToSchedule += DMM_MAX_HITS;
       }
       const p = inflight.shift();
