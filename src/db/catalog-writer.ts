@@ -10,8 +10,9 @@
  * either the whole chunk with its checkpoint or neither.
  *
  * Updates only touch rows whose values differ (`IS DISTINCT FROM`), so syncing the same data twice changes nothing.
+ * Run, checkpoint and failure bookkeeping outside the chunks is in `sync-runs.ts`.
  */
-import { InternalError, UsageError } from '../errors.js';
+import { InternalError } from '../errors.js';
 import type {
   AfterChunkHook,
   CatalogChunk,
@@ -19,16 +20,12 @@ import type {
   CatalogWriter,
   ChangedVideo,
   ChunkWriteResult,
-  OpenSyncFailure,
-  RunMode,
-  RunSummaryRow,
   SyncCheckpoint,
   SyncFailureRecord,
-  SyncRunScope,
-  SyncRunState,
 } from './catalog-types.js';
 import { DEFAULT_TAG_GROUP, genreGroupPairs } from './genre-groups.js';
 import { assertColumns } from './introspect.js';
+import { finishSyncRun, openSyncFailures, openSyncRun, syncRunWindows } from './sync-runs.js';
 import type { CopyColumn, Db, Queryable } from './types.js';
 
 export interface CatalogWriterOptions {
@@ -136,26 +133,9 @@ function dedupeFailures(fs: readonly SyncFailureRecord[]): SyncFailureRecord[] {
 
 /** Thrown inside a dry-run transaction to roll it back after computing what it would do. */
 class DryRunRollback extends InternalError {
-  constructor(readonly result: ChunkWriteResult | SyncRunState) {
+  constructor(readonly result: ChunkWriteResult) {
     super('dry run rollback');
   }
-}
-
-export function scopeKey(scope: SyncRunScope): string {
-  return JSON.stringify({ floors: [...scope.floors].sort(), from: scope.from, to: scope.to });
-}
-
-interface CheckpointRow {
-  floor: string;
-  window_start: Date | string;
-  window_end: Date | string;
-  status: SyncCheckpoint['status'];
-  total_count: number | null;
-  next_offset: number;
-}
-
-function toDate(v: Date | string): Date {
-  return v instanceof Date ? v : new Date(v);
 }
 
 export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): CatalogWriter {
@@ -478,122 +458,13 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
     return result;
   }
 
-  async function openRunInTx(
-    tx: Queryable,
-    scope: SyncRunScope | null,
-    mode: RunMode,
-    meta: { newRunId: string; amMlVersion?: string },
-  ): Promise<SyncRunState> {
-    let runId: string | undefined;
-    let runScope = scope;
-    if (mode === 'restart' && scope) {
-      await tx.query(
-        `UPDATE am_ml.sync_runs SET status = 'abandoned', updated_at = now() WHERE scope_key = $1 AND status = 'running'`,
-        [scopeKey(scope)],
-      );
-    } else {
-      const found = await tx.query<{ run_id: string; scope: SyncRunScope }>(
-        scope
-          ? `SELECT run_id, scope FROM am_ml.sync_runs WHERE scope_key = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1`
-          : `SELECT run_id, scope FROM am_ml.sync_runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1`,
-        scope ? [scopeKey(scope)] : [],
-      );
-      if (found.rows.length) {
-        runId = found.rows[0].run_id;
-        runScope = typeof found.rows[0].scope === 'string' ? JSON.parse(found.rows[0].scope) : found.rows[0].scope;
-      } else if (mode === 'resume') {
-        throw new UsageError(
-          scope
-            ? `--resume: there is no unfinished sync run for ${scope.floors.join(',')} ${scope.from}..${scope.to} to resume.`
-            : '--resume: there is no unfinished sync run to resume.',
-          { code: 'NOTHING_TO_RESUME', hint: 'Run without --resume to start a new sync run.' },
-        );
-      }
-    }
-    if (!runScope) throw new UsageError('A sync run needs floors and a date range.');
-    const resumed = runId !== undefined;
-    if (!runId) {
-      runId = meta.newRunId;
-      await tx.query(
-        `INSERT INTO am_ml.sync_runs (run_id, scope_key, scope, status, am_ml_version) VALUES ($1, $2, $3, 'running', $4)`,
-        [runId, scopeKey(runScope), JSON.stringify(runScope), meta.amMlVersion ?? null],
-      );
-    } else {
-      await tx.query(`UPDATE am_ml.sync_runs SET updated_at = now() WHERE run_id = $1`, [runId]);
-    }
-    const cps = await tx.query<CheckpointRow>(
-      `SELECT floor, window_start, window_end, status, total_count, next_offset
-         FROM am_ml.sync_checkpoints WHERE run_id = $1`,
-      [runId],
-    );
-    return {
-      runId,
-      resumed,
-      scope: runScope,
-      checkpoints: cps.rows.map((r) => ({
-        floor: r.floor,
-        start: toDate(r.window_start),
-        end: toDate(r.window_end),
-        status: r.status,
-        totalCount: r.total_count === null ? null : Number(r.total_count),
-        nextOffset: Number(r.next_offset),
-      })),
-    };
-  }
-
   return {
     async prepare() {
       await assertColumns(db, REQUIRED_COLUMNS);
     },
 
-    async openRun(scope: SyncRunScope | null, mode: RunMode, meta): Promise<SyncRunState> {
-      // A dry run plans with the same run lookup but leaves no trace: its transaction is rolled back.
-      if (meta.dryRun) {
-        try {
-          await db.transaction(async (tx) => {
-            throw new DryRunRollback(await openRunInTx(tx, scope, mode, meta));
-          });
-        } catch (err) {
-          if (err instanceof DryRunRollback) return err.result as SyncRunState;
-          throw err;
-        }
-      }
-      return db.transaction((tx) => openRunInTx(tx, scope, mode, meta));
-    },
-    async openFailures(floors: readonly string[]): Promise<OpenSyncFailure[]> {
-      const r = await db.query<{
-        id: number;
-        kind: 'page' | 'item';
-        failure_key: string;
-        floor: string | null;
-        window_start: Date | string | null;
-        window_end: Date | string | null;
-        page_offset: number | null;
-        content_id: string | null;
-        reason: string;
-        attempts: number;
-        first_failed_at: Date | string;
-      }>(
-        `SELECT id, kind, failure_key, floor, window_start, window_end, page_offset, content_id, reason, attempts, first_failed_at
-           FROM am_ml.sync_failures
-          WHERE resolved_at IS NULL AND (floor IS NULL OR floor = ANY($1::text[]))
-          ORDER BY first_failed_at, id`,
-        [[...floors]],
-      );
-      return r.rows.map((f) => ({
-        id: Number(f.id),
-        kind: f.kind,
-        key: f.failure_key,
-        floor: f.floor,
-        windowStart: f.window_start === null ? null : toDate(f.window_start),
-        windowEnd: f.window_end === null ? null : toDate(f.window_end),
-        pageOffset: f.page_offset === null ? null : Number(f.page_offset),
-        contentId: f.content_id,
-        reason: f.reason,
-        attempts: Number(f.attempts),
-        firstFailedAt: toDate(f.first_failed_at),
-      }));
-    },
+    openRun: (scope, mode, meta) => openSyncRun(db, scope, mode, meta),
+    openFailures: (floors) => openSyncFailures(db, floors),
 
     async writeChunk(chunk: CatalogChunk, wopts: { dryRun?: boolean } = {}): Promise<ChunkWriteResult> {
       if (!wopts.dryRun) return db.transaction((tx) => writeInTx(tx, chunk, false));
@@ -602,66 +473,13 @@ export function createCatalogWriter(db: Db, opts: CatalogWriterOptions = {}): Ca
           throw new DryRunRollback(await writeInTx(tx, chunk, true));
         });
       } catch (err) {
-        if (err instanceof DryRunRollback) return err.result as ChunkWriteResult;
+        if (err instanceof DryRunRollback) return err.result;
         throw err;
       }
       throw new InternalError('dry-run transaction was not rolled back');
     },
 
-    async runWindows(runId: string, sources): Promise<RunSummaryRow[]> {
-      const r = await db.query<{
-        floor: string;
-        window_start: Date | string;
-        window_end: Date | string;
-        total_count: number;
-        stored: number;
-        invalid: number;
-        pages: number;
-      }>(
-        `SELECT c.floor, c.window_start, c.window_end, c.total_count,
-                (SELECT count(*)::int FROM public.videos v
-                  WHERE v.source = s.source AND v.product_released_at BETWEEN c.window_start AND c.window_end) AS stored,
-                (SELECT count(*)::int FROM am_ml.sync_failures f
-                  WHERE f.resolved_at IS NULL AND f.kind = 'item' AND f.run_id = c.run_id AND f.floor = c.floor
-                    AND f.window_start = c.window_start AND f.window_end = c.window_end) AS invalid,
-                (SELECT count(*)::int FROM am_ml.sync_failures f
-                  WHERE f.resolved_at IS NULL AND f.kind = 'page' AND f.floor = c.floor
-                    AND f.window_start = c.window_start AND f.window_end = c.window_end) AS pages
-           FROM am_ml.sync_checkpoints c
-           JOIN jsonb_each_text($2::jsonb) AS s(floor, source) ON s.floor = c.floor
-          WHERE c.run_id = $1 AND c.status = 'done'
-          ORDER BY c.floor, c.window_start`,
-        [runId, JSON.stringify(sources)],
-      );
-      return r.rows.map((w) => ({
-        floor: w.floor,
-        windowStart: toDate(w.window_start),
-        windowEnd: toDate(w.window_end),
-        totalCount: Number(w.total_count ?? 0),
-        storedCount: Number(w.stored),
-        openInvalidItems: Number(w.invalid),
-        openFailedPages: Number(w.pages),
-      }));
-    },
-
-    async finishRun(runId: string, summary: unknown, done: boolean): Promise<void> {
-      await db.transaction(async (tx) => {
-        await tx.query(
-          `UPDATE am_ml.sync_runs SET summary = $2, updated_at = now(),
-                  status = CASE WHEN $3 THEN 'done' ELSE status END,
-                  finished_at = CASE WHEN $3 THEN now() ELSE finished_at END
-            WHERE run_id = $1`,
-          [runId, JSON.stringify(summary), done],
-        );
-        if (done) {
-          // Keep the checkpoints of this run (and unfinished ones) for inspection; older finished runs' go.
-          await tx.query(
-            `DELETE FROM am_ml.sync_checkpoints c USING am_ml.sync_runs r
-              WHERE c.run_id = r.run_id AND r.run_id <> $1 AND r.status IN ('done', 'abandoned')`,
-            [runId],
-          );
-        }
-      });
-    },
+    runWindows: (runId, sources) => syncRunWindows(db, runId, sources),
+    finishRun: (runId, summary, done) => finishSyncRun(db, runId, summary, done),
   };
 }

@@ -18,7 +18,7 @@ import { encodeCopyBinary } from './binary-copy.js';
 import { wrapEncodeError } from './copy-errors.js';
 import { toDbError } from './db-error.js';
 import { openPglite, PGLITE_MEMORY, type PgliteDb } from './pglite.js';
-import type { CopyColumn, Db, Queryable, QueryResult } from './types.js';
+import type { Db, Queryable, QueryResult } from './types.js';
 
 type Request =
   | { id: number; op: 'query'; tx?: number; sql: string; params: readonly unknown[] }
