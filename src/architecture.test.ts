@@ -71,7 +71,15 @@ const ALLOWED: Record<Core, { areas: string[]; typesFrom: string[]; packages: (f
   db: {
     areas: ['db', 'errors'],
     typesFrom: ['dmm', 'ml'],
-    packages: () => ['pg', 'pg-copy-streams', '@electric-sql/pglite', '@electric-sql/pglite-pgvector', 'node:*'],
+    packages: (f) => [
+      'pg',
+      'pg-copy-streams',
+      '@electric-sql/pglite',
+      '@electric-sql/pglite-pgvector',
+      'node:*',
+      // Contract suites (STYLE.md §8: describeCatalogWriter, describeEmbeddingWriter) are describe() factories.
+      ...(/db\/[\w.-]*contract\.ts$/.test(f) ? ['vitest'] : []),
+    ],
   },
 };
 

@@ -408,6 +408,53 @@ Examples:
     );
 
   program
+    .command('sync-dmm')
+    .description('sync the FANZA catalog (DMM API ItemList) into videos, tags, performers: resumable, rate-limited, in chunks')
+    .option('--floor <floors>', 'floors to sync, comma-separated: videoa (FANZA), videoc (FANZA_AMATEUR)', collect)
+    .option('--from <date>', 'first release date, YYYY-MM-DD JST (default: 14 days ago)')
+    .option('--to <date>', 'last release date, YYYY-MM-DD JST, inclusive (default: 14 days ahead, for pre-orders)')
+    .option('--chunk <n>', 'videos per transaction (each chunk commits with its checkpoint)', parseIntFlag(1, 10_000), 500)
+    .option('--rps <n>', 'DMM API requests per second (token bucket)', parseFloatFlag(0.01, 100), 1)
+    .option('--max-items <n>', 'stop after this many items; the run stays open and the next invocation continues it', parseIntFlag(1))
+    .option('--resume', 'continue the unfinished run (fail if there is none); the default already resumes a run with the same scope')
+    .option('--restart', 'abandon an unfinished run with the same scope and start over')
+    .option('--dry-run', 'fetch and compute everything, write nothing')
+    .option('--api-base-url <url>', 'DMM API base URL (default: env DMM_API_BASE_URL, else https://api.dmm.com/affiliate/v3)')
+    .addHelpText(
+      'after',
+      `
+Credentials: DMM_API_ID and DMM_AFFILIATE_ID (the API affiliate id, ending -990 … -999) from the environment.
+Killing a run at any moment is safe: run the same command again and it resumes from the last checkpoint.
+Pages that fail after retries and items that fail validation are stored in am_ml.sync_failures and retried first.
+
+Examples:
+  am-ml sync-dmm
+  am-ml sync-dmm --floor videoa --from 2024-01-01 --to 2024-12-31 --rps 2
+  am-ml sync-dmm --from 2015-01-01 --to 2025-12-31 --max-items 20000 --json
+  am-ml sync-dmm --resume
+`,
+    )
+    .action(
+      action('sync-dmm', async (common, f) => {
+        const m = await import('./commands/sync-dmm.js');
+        const result = await m.syncDmm({
+          ...common,
+          floors: f.floor as string[] | undefined,
+          from: f.from as string | undefined,
+          to: f.to as string | undefined,
+          chunk: f.chunk as number,
+          rps: f.rps as number,
+          maxItems: f.maxItems as number | undefined,
+          resume: Boolean(f.resume),
+          restart: Boolean(f.restart),
+          dryRun: Boolean(f.dryRun),
+          apiBaseUrl: f.apiBaseUrl as string | undefined,
+        });
+        return { result, text: m.formatSyncDmm(result) };
+      }),
+    );
+
+  program
     .command('doctor')
     .description('check the TF backend, database, schema, embedding columns, model store and credentials')
     .option('--no-tf', 'skip loading TensorFlow.js')
