@@ -12,12 +12,11 @@
  */
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { types as pgliteTypes } from '@electric-sql/pglite';
 import { type AmMlError, DbError, InternalError, ValidationFailedError } from '../errors.js';
 import { encodeCopyBinary } from './binary-copy.js';
 import { wrapEncodeError } from './copy-errors.js';
 import { toDbError } from './db-error.js';
-import { openPglite, PGLITE_MEMORY, type PgliteDb } from './pglite.js';
+import { openPglite, PGLITE_MEMORY, PGLITE_PARSERS, type PgliteDb, pgliteRowCount } from './pglite.js';
 import type { Db, Queryable, QueryResult } from './types.js';
 
 type Request =
@@ -170,11 +169,6 @@ export async function openPgliteWorker(opts: OpenPgliteWorkerOptions): Promise<D
 /** A rollback the caller asked for (not an error to report). */
 class Rollback extends Error {}
 
-/** Same result shapes as the in-process driver: int8 and numeric as JS numbers. */
-const PARSERS = {
-  [pgliteTypes.INT8]: (v: string) => Number(v),
-  [pgliteTypes.NUMERIC]: (v: string) => Number(v),
-};
 
 interface Raw {
   query<T>(sql: string, params?: unknown[], opts?: Record<string, unknown>): Promise<{ rows: T[]; affectedRows?: number }>;
@@ -206,8 +200,8 @@ async function serve(dir: string): Promise<void> {
       case 'query': {
         const raw = target(m.tx);
         try {
-          const r = await raw.query(m.sql, m.params as unknown[], { parsers: PARSERS });
-          return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+          const r = await raw.query(m.sql, m.params as unknown[], { parsers: PGLITE_PARSERS });
+          return { rows: r.rows, rowCount: pgliteRowCount(r) };
         } catch (err) {
           throw toDbError(err, 'pglite', url, m.sql);
         }

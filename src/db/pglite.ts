@@ -18,7 +18,7 @@ import type { CopyColumn, Db, Queryable, QueryResult } from './types.js';
 export const PGLITE_MEMORY = ':memory:';
 
 /** Parse numerics and int8 as JS numbers so both drivers return the same shapes (pg is configured alike). */
-const PARSERS = {
+export const PGLITE_PARSERS = {
   [pgliteTypes.INT8]: (v: string) => Number(v),
   [pgliteTypes.NUMERIC]: (v: string) => Number(v),
 };
@@ -28,12 +28,22 @@ interface PgliteLike {
   exec(sql: string): Promise<unknown>;
 }
 
+/**
+ * PGlite reports `affectedRows` 0 for a SELECT; report the number of rows returned then, as the pg driver does.
+ */
+export function pgliteRowCount(r: { rows: unknown[]; affectedRows?: number }): number {
+  return r.affectedRows ? r.affectedRows : r.rows.length;
+}
+
+/** Directories this process has open: a second open of the same one would corrupt it just like another process. */
+const openInThisProcess = new Set<string>();
+
 function wrap(inner: PgliteLike, displayUrl: string): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
       try {
-        const r = await inner.query<R>(sql, params as unknown[], { parsers: PARSERS });
-        return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+        const r = await inner.query<R>(sql, params as unknown[], { parsers: PGLITE_PARSERS });
+        return { rows: r.rows, rowCount: pgliteRowCount(r) };
       } catch (err) {
         throw toDbError(err, 'pglite', displayUrl, sql);
       }
@@ -70,10 +80,22 @@ function processAlive(pid: number): boolean {
 /** Take the directory lock or explain who holds it. Returns the release function. */
 function acquireLock(dir: string): () => void {
   const lockFile = `${dir}.lock`;
+  if (openInThisProcess.has(dir)) {
+    throw new DbError(`The embedded database ${dir} is already open in this process.`, {
+      code: 'DB_LOCKED',
+      service: 'pglite',
+      target: dir,
+      hint: 'Close the first handle before opening it again (PGlite allows one connection per directory).',
+    });
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       writeFileSync(lockFile, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }), { flag: 'wx' });
-      return () => rmSync(lockFile, { force: true });
+      openInThisProcess.add(dir);
+      return () => {
+        openInThisProcess.delete(dir);
+        rmSync(lockFile, { force: true });
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       let holder: number | undefined;
@@ -82,6 +104,7 @@ function acquireLock(dir: string): () => void {
       } catch {
         holder = undefined; // unreadable lock: treat as stale
       }
+      // Our own pid in a lock we do not hold in this process: left by an earlier process that had the same pid.
       if (holder && holder !== process.pid && processAlive(holder)) {
         throw new DbError(`The embedded database ${dir} is in use by another am-ml process (pid ${holder}).`, {
           code: 'DB_LOCKED',
