@@ -1,0 +1,239 @@
+/**
+ * Writing tower input rows into flat typed arrays: one item row from an encoded item, one user row from a history of
+ * encoded items. Training fills its batches with these same writers, so a row built during training and a row built
+ * by `am-ml embed` or the Edge runtime for the same item or history are identical (tested). Pure module.
+ */
+import { type EncodedItem, type FeatureStats, fieldStats } from './encode.js';
+import { type FeatureSpec, type TowerInputSpec, type TowerName, towerInputSpecs, vocabularySize } from './spec.js';
+
+/** One model input, ready for `tf.tensor(data, shape, dtype)`. */
+export interface InputArray {
+  name: string;
+  dtype: 'int32' | 'float32';
+  shape: [number, number];
+  data: Int32Array | Float32Array;
+}
+
+/** Everything a tower needs for `rows` rows, in model input order. */
+export interface TowerInputs {
+  tower: TowerName;
+  rows: number;
+  arrays: InputArray[];
+}
+
+/** Preallocated input arrays for up to `capacity` rows (training reuses one per batch). */
+export class TowerBuffers {
+  readonly specs: TowerInputSpec[];
+  /** Per bag (input order): indices `[capacity, maxLen]` and weights `[capacity, maxLen]`. */
+  readonly bagIdx: Int32Array[] = [];
+  readonly bagW: Float32Array[] = [];
+  readonly bagLen: number[] = [];
+  readonly numeric: Float32Array;
+  readonly numericWidth: number;
+
+  constructor(
+    readonly spec: FeatureSpec,
+    readonly tower: TowerName,
+    readonly capacity: number,
+  ) {
+    this.specs = towerInputSpecs(spec, tower);
+    for (let i = 0; i + 1 < this.specs.length; i += 2) {
+      const len = this.specs[i].width;
+      this.bagLen.push(len);
+      this.bagIdx.push(new Int32Array(capacity * len));
+      this.bagW.push(new Float32Array(capacity * len));
+    }
+    this.numericWidth = this.specs[this.specs.length - 1].width;
+    this.numeric = new Float32Array(capacity * this.numericWidth);
+  }
+
+  /** Views of the first `rows` rows, named and shaped like the model's inputs. */
+  toInputs(rows: number): TowerInputs {
+    const arrays: InputArray[] = [];
+    this.bagIdx.forEach((idx, b) => {
+      const len = this.bagLen[b];
+      arrays.push(
+        { name: this.specs[2 * b].name, dtype: 'int32', shape: [rows, len], data: idx.subarray(0, rows * len) },
+        { name: this.specs[2 * b + 1].name, dtype: 'float32', shape: [rows, len], data: this.bagW[b].subarray(0, rows * len) },
+      );
+    });
+    arrays.push({
+      name: 'numeric',
+      dtype: 'float32',
+      shape: [rows, this.numericWidth],
+      data: this.numeric.subarray(0, rows * this.numericWidth),
+    });
+    return { tower: this.tower, rows, arrays };
+  }
+}
+
+/** Positions of the item bags' vocabularies in `spec.vocabularies`. */
+function itemBagVocabIndex(spec: FeatureSpec): number[] {
+  return spec.item.bags.map((b) => spec.vocabularies.findIndex((v) => v.name === b.vocabulary));
+}
+
+const itemVocabCache = new WeakMap<FeatureSpec, number[]>();
+
+/** Item row: each bag holds the item's tokens with equal weights 1/n (mean pooling); then the numerics. */
+export function writeItemRow(buf: TowerBuffers, row: number, item: EncodedItem): void {
+  let vi = itemVocabCache.get(buf.spec);
+  if (!vi) {
+    vi = itemBagVocabIndex(buf.spec);
+    itemVocabCache.set(buf.spec, vi);
+  }
+  for (let b = 0; b < vi.length; b++) {
+    const len = buf.bagLen[b];
+    const toks = item.tokens[vi[b]];
+    const idx = buf.bagIdx[b];
+    const w = buf.bagW[b];
+    const base = row * len;
+    const n = Math.min(toks.length, len);
+    const weight = n > 0 ? 1 / n : 0;
+    for (let j = 0; j < len; j++) {
+      if (j < n) {
+        idx[base + j] = toks[j];
+        w[base + j] = weight;
+      } else {
+        idx[base + j] = 0;
+        w[base + j] = 0;
+      }
+    }
+  }
+  buf.numeric.set(item.numeric, row * buf.numericWidth);
+}
+
+interface UserBagPlan {
+  vocabPos: number;
+  history: 'likes' | 'nopes';
+  select: 'share' | 'recent';
+  maxLen: number;
+  name: string;
+}
+
+/**
+ * Builds user rows from histories. Holds one count array per vocabulary (sized to the vocabulary), reused across
+ * rows, so a row costs O(history tokens), not O(vocabulary).
+ */
+export class UserRowWriter {
+  private readonly plans: UserBagPlan[];
+  private readonly counts: Float64Array[];
+  private readonly touched: Int32Array[];
+  private readonly logMaxLikes: number;
+  private readonly logMaxNopes: number;
+
+  constructor(readonly spec: FeatureSpec) {
+    this.plans = spec.user.bags.map((b) => ({
+      vocabPos: spec.vocabularies.findIndex((v) => v.name === b.vocabulary),
+      history: b.history,
+      select: b.select,
+      maxLen: b.maxLen,
+      name: b.name,
+    }));
+    this.counts = spec.vocabularies.map((v) => new Float64Array(vocabularySize(v)));
+    this.touched = spec.vocabularies.map((v) => new Int32Array(vocabularySize(v)));
+    this.logMaxLikes = Math.log1p(spec.user.maxLikes);
+    this.logMaxNopes = Math.log1p(Math.max(1, spec.user.maxNopes));
+  }
+
+  /**
+   * Write one user row. `likes` and `nopes` are newest first; the newest `maxLikes` likes and `maxNopes` nopes
+   * count. `excludeLike` (an index into `likes`) leaves one like out before the caps apply: training uses it so the
+   * user row of a (user, item) example never contains the item it is trained to predict.
+   */
+  write(
+    buf: TowerBuffers,
+    row: number,
+    likes: readonly EncodedItem[],
+    nopes: readonly EncodedItem[],
+    excludeLike = -1,
+    stats?: FeatureStats,
+  ): void {
+    const maxLikes = this.spec.user.maxLikes;
+    const maxNopes = this.spec.user.maxNopes;
+    const nLikes = Math.min(maxLikes, likes.length - (excludeLike >= 0 && excludeLike < likes.length ? 1 : 0));
+    const nNopes = Math.min(maxNopes, nopes.length);
+    for (let b = 0; b < this.plans.length; b++) {
+      const p = this.plans[b];
+      const list = p.history === 'likes' ? likes : nopes;
+      const limit = p.history === 'likes' ? nLikes : nNopes;
+      const skip = p.history === 'likes' ? excludeLike : -1;
+      this.writeBag(buf, row, b, p, list, limit, skip, stats);
+    }
+    const nw = buf.numericWidth;
+    const o = row * nw;
+    buf.numeric[o] = Math.log1p(nLikes) / this.logMaxLikes;
+    buf.numeric[o + 1] = Math.log1p(nNopes) / this.logMaxNopes;
+    buf.numeric[o + 2] = nLikes + nNopes > 0 ? nLikes / (nLikes + nNopes) : 0.5;
+    buf.numeric[o + 3] = nLikes + nNopes === 0 ? 1 : 0;
+  }
+
+  private writeBag(
+    buf: TowerBuffers,
+    row: number,
+    b: number,
+    p: UserBagPlan,
+    list: readonly EncodedItem[],
+    limit: number,
+    skip: number,
+    stats: FeatureStats | undefined,
+  ): void {
+    const counts = this.counts[p.vocabPos];
+    const touched = this.touched[p.vocabPos];
+    let nTouched = 0;
+    let nItems = 0;
+    let truncated = 0;
+    for (let i = 0, taken = 0; i < list.length && taken < limit; i++) {
+      if (i === skip) continue;
+      taken++;
+      const toks = list[i].tokens[p.vocabPos];
+      if (p.select === 'recent') {
+        if (nTouched >= p.maxLen) break;
+        nItems++;
+        for (let j = 0; j < toks.length; j++) {
+          const t = toks[j];
+          if (counts[t] === 0) {
+            if (nTouched >= p.maxLen) {
+              truncated++;
+              continue;
+            }
+            touched[nTouched++] = t;
+          }
+          counts[t]++;
+        }
+      } else {
+        nItems++;
+        for (let j = 0; j < toks.length; j++) {
+          const t = toks[j];
+          if (counts[t] === 0) touched[nTouched++] = t;
+          counts[t]++;
+        }
+      }
+    }
+    // Canonical order: heaviest first, ties by index, so equal histories give byte-identical rows.
+    const sel = Array.from(touched.subarray(0, nTouched));
+    sel.sort((x, y) => counts[y] - counts[x] || x - y);
+    if (sel.length > p.maxLen) {
+      truncated += sel.length - p.maxLen;
+      sel.length = p.maxLen;
+    }
+    const len = buf.bagLen[b];
+    const idx = buf.bagIdx[b];
+    const w = buf.bagW[b];
+    const base = row * len;
+    for (let j = 0; j < len; j++) {
+      if (j < sel.length) {
+        idx[base + j] = sel[j];
+        w[base + j] = counts[sel[j]] / nItems;
+      } else {
+        idx[base + j] = 0;
+        w[base + j] = 0;
+      }
+    }
+    for (let j = 0; j < nTouched; j++) counts[touched[j]] = 0;
+    if (stats) {
+      const fs = fieldStats(stats, p.name);
+      if (sel.length === 0) fs.missing++;
+      fs.truncated += truncated;
+    }
+  }
+}

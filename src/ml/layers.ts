@@ -1,0 +1,76 @@
+/**
+ * The two custom TF.js layers of am-ml's towers, registered with TF.js serialization on import so
+ * `tf.loadLayersModel` can rebuild a saved tower. Listed in each manifest tower's `customLayers`; whoever loads a
+ * two-tower model (load-model.ts, embed, the Deno runtime) imports this module first. No Node APIs.
+ *
+ * - `AmMlWeightedBag` (inputs `[idx int32 [B,L], w float32 [B,L]]`, output `[B, E]`): Σ_j w[b,j] · T[idx[b,j]],
+ *   one `embeddings` table `[vocabularySize, E]`. Row 0 is padding (weight 0).
+ * - `AmMlL2Normalize`: x / sqrt(max(Σx², 1e-12)) over the last axis (as tf.math.l2_normalize).
+ */
+import { tf } from './tf.js';
+
+export const WEIGHTED_BAG_CLASS = 'AmMlWeightedBag';
+export const L2_NORMALIZE_CLASS = 'AmMlL2Normalize';
+export const CUSTOM_LAYER_CLASSES = [WEIGHTED_BAG_CLASS, L2_NORMALIZE_CLASS];
+
+type Kwargs = Record<string, unknown>;
+type LayerArgs = ConstructorParameters<typeof tf.layers.Layer>[0];
+
+export interface WeightedBagArgs extends NonNullable<LayerArgs> {
+  vocabularySize: number;
+  embeddingDim: number;
+}
+
+export class WeightedBag extends tf.layers.Layer {
+  static className = WEIGHTED_BAG_CLASS;
+  readonly vocabularySize: number;
+  readonly embeddingDim: number;
+  private embeddings: tf.LayerVariable | null = null;
+
+  constructor(args: WeightedBagArgs) {
+    super(args);
+    this.vocabularySize = args.vocabularySize;
+    this.embeddingDim = args.embeddingDim;
+  }
+
+  override build(): void {
+    this.embeddings = this.addWeight('embeddings', [this.vocabularySize, this.embeddingDim], 'float32', tf.initializers.zeros());
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const first = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    return [first[0], this.embeddingDim];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const [idx, w] = inputs as tf.Tensor[];
+      const rows = tf.gather(this.embeddings!.read(), tf.cast(idx, 'int32')) as tf.Tensor3D; // [B, L, E]
+      return tf.sum(tf.mul(rows, tf.expandDims(w, -1)), 1);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), vocabularySize: this.vocabularySize, embeddingDim: this.embeddingDim };
+  }
+}
+
+export class L2Normalize extends tf.layers.Layer {
+  static className = L2_NORMALIZE_CLASS;
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return inputShape as tf.Shape;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      const sq = tf.sum(tf.square(x), -1, true);
+      return tf.mul(x, tf.rsqrt(tf.maximum(sq, 1e-12)));
+    });
+  }
+}
+
+tf.serialization.registerClass(WeightedBag);
+tf.serialization.registerClass(L2Normalize);
