@@ -69,19 +69,23 @@ export function inBatchSoftmax(input: InBatchSoftmaxInput, scratch?: InBatchSoft
     const hasHard = !Number.isNaN(hardScores[i]);
     const zh = hasHard ? hardScores[i] * invTau : -Infinity;
     if (zh > max) max = zh;
-    let sum = 0;
-    for (let j = 0; j < b; j++) sum += Math.exp(z[j] - max);
-    if (hasHard) sum += Math.exp(zh - max);
-    const lse = max + Math.log(sum);
-    const wi = (weights ? weights[i] : 1) / wSum;
-    loss += wi * (lse - z[i]);
     if (z[i] >= max) correct++;
-    const scale = wi * invTau;
+    const zi = z[i];
+    // One exp per candidate: keep exp(z − max), normalise afterwards.
+    let sum = 0;
     for (let j = 0; j < b; j++) {
-      const p = z[j] === -Infinity ? 0 : Math.exp(z[j] - lse);
-      g[ro + j] = scale * (j === i ? p - 1 : p);
+      const e = Math.exp(z[j] - max);
+      z[j] = e;
+      sum += e;
     }
-    gh[i] = hasHard ? scale * Math.exp(zh - lse) : 0;
+    const eh = hasHard ? Math.exp(zh - max) : 0;
+    sum += eh;
+    const wi = (weights ? weights[i] : 1) / wSum;
+    loss += wi * (max + Math.log(sum) - zi);
+    const scale = (wi * invTau) / sum;
+    for (let j = 0; j < b; j++) g[ro + j] = scale * z[j];
+    g[ro + i] -= wi * invTau;
+    gh[i] = scale * eh;
   }
   const gT = transpose(g, b, b, scratch?.gScoresT.length === b * b ? scratch.gScoresT : undefined);
   return { loss, gScores: g, gScoresT: gT, gHard: gh, accuracy: correct / b };
