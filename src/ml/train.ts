@@ -28,7 +28,8 @@ import { appendHistories, type Histories, historiesOf, type Prepared, prepare } 
 import { rngFor } from './rng.js';
 import { type Split, splitInteractions } from './split.js';
 import type { Tf } from './tf.js';
-import { cloneParams, initTowerParams, type TowerArch, type TowerParams, TowerTrainer, towerForwardFlops } from './tower.js';
+import { cloneParams, initTowerParams, type TowerArch, type TowerParams, towerForwardFlops } from './tower.js';
+import { LocalTowerRunner, type TowerRunner, towerWorkerPath, WorkerTowerRunner } from './tower-runner.js';
 
 export interface TrainConfig {
   /** Output embedding dimension. @default 128 */
@@ -118,6 +119,8 @@ export interface TrainDeps {
   signal?: AbortSignal;
   /** Clock for throughput numbers (never affects results). @default performance.now */
   now?: () => number;
+  /** 2: run each tower in its own worker thread (two cores); 1: everything in this thread. Same results. @default 1 */
+  threads?: number;
 }
 
 export interface EpochRecord {
@@ -154,30 +157,33 @@ export interface TrainResult {
     timeOrdered: boolean;
   };
   featureStats: FeatureStats;
-  throughput: { examplesPerSec: number; gflopsPerSec: number; matmul: string };
+  throughput: { examplesPerSec: number; gflopsPerSec: number; matmul: string; threads: number };
   prepared: Prepared;
 }
 
-/** One optimisation step over a built batch; returns the loss. Shared by the loop, tests and the benchmark. */
+/**
+ * One optimisation step over a built batch; returns the loss. The towers' forward passes run concurrently (on two
+ * cores with worker runners); the softmax runs here; `during` runs while the towers' backward passes are in flight
+ * (the loop builds the next batch there). Shared by the loop, tests and the benchmark.
+ */
 export class TwoTowerStep {
   private step = 0;
   constructor(
-    readonly user: TowerTrainer,
-    readonly item: TowerTrainer,
+    readonly user: TowerRunner,
+    readonly item: TowerRunner,
     private readonly mm: MatMul,
     private readonly cfg: { temperature: number; logQCorrection: boolean; adam: AdamConfig },
   ) {}
 
-  run(batch: BatchBuilder): number {
+  async run(batch: BatchBuilder, during?: () => void): Promise<number> {
     const b = batch.rows;
     const d = this.user.arch.outputDim;
-    const u = this.user.forward(batch.user, b);
-    const v = this.item.forward(batch.item, b + batch.hardCount);
-    const vPos = v.subarray(0, b * d);
-    const scores = this.mm.mm(u, transpose(vPos, b, d), b, d, b);
+    const [u, v] = await Promise.all([this.user.forward(batch.user, b), this.item.forward(batch.item, b + batch.hardCount)]);
+    const hardRow = batch.hardRow.slice(0, b);
+    const scores = this.mm.mm(u, transpose(v.subarray(0, b * d), b, d), b, d, b);
     const hardScores = new Float32Array(b);
     for (let r = 0; r < b; r++) {
-      const h = batch.hardRow[r];
+      const h = hardRow[r];
       if (h < 0) {
         hardScores[r] = Number.NaN;
         continue;
@@ -190,32 +196,22 @@ export class TwoTowerStep {
       scores,
       b,
       temperature: this.cfg.temperature,
-      logQ: this.cfg.logQCorrection ? batch.logQ.subarray(0, b) : new Float32Array(b),
+      logQ: this.cfg.logQCorrection ? batch.logQ.slice(0, b) : new Float32Array(b),
       itemKey: batch.itemKey.subarray(0, b),
       userKey: batch.userKey.subarray(0, b),
       hardScores,
     });
-    const gu = this.mm.mm(sm.gScores, vPos, b, b, d);
-    const gv = new Float32Array((b + batch.hardCount) * d);
-    gv.set(this.mm.mm(sm.gScoresT, u, b, b, d), 0);
-    for (let r = 0; r < b; r++) {
-      const h = batch.hardRow[r];
-      if (h < 0) continue;
-      const g = sm.gHard[r];
-      for (let c = 0; c < d; c++) {
-        gu[r * d + c] += g * v[h * d + c];
-        gv[h * d + c] += g * u[r * d + c];
-      }
-    }
-    this.user.backward(gu);
-    this.item.backward(gv);
     this.step++;
-    this.user.update(this.cfg.adam, this.step);
-    this.item.update(this.cfg.adam, this.step);
+    const backward = Promise.all([
+      this.user.backward({ coef: sm.gScores, b, other: v, gHard: sm.gHard, hardRow }, this.step, this.cfg.adam),
+      this.item.backward({ coef: sm.gScoresT, b, other: u, gHard: sm.gHard, hardRow }, this.step, this.cfg.adam),
+    ]);
+    during?.();
+    await backward;
     return sm.loss;
   }
 
-  /** FLOPs of the last-shaped step (matmuls and bag sums; forward + backward ≈ 3 × forward). */
+  /** FLOPs of a step of this shape (matmuls and bag sums; forward + backward ≈ 3 × forward). */
   static flops(user: TowerArch, item: TowerArch, b: number, hard: number): number {
     return 3 * (towerForwardFlops(user, b) + towerForwardFlops(item, b + hard)) + 3 * 2 * b * b * user.outputDim;
   }
@@ -249,29 +245,36 @@ function evalInput(p: Prepared, heldOutRows: Split['train'], history: Histories,
   return { set, history, itemLikes };
 }
 
-/** Embed every catalog item and the evaluation users with the trainers (no TF models needed). */
-function embedForEval(p: Prepared, user: TowerTrainer, item: TowerTrainer, input: EvalInput, chunk: number) {
-  const d = user.arch.outputDim;
+/** Embed every catalog item and the evaluation users with the runners (both towers at once). */
+async function embedForEval(p: Prepared, runners: { user: TowerRunner; item: TowerRunner }, input: EvalInput, chunk: number) {
+  const d = runners.user.arch.outputDim;
   const n = p.encoded.length;
-  const itemEmb = new Float32Array(n * d);
-  const ibuf = new TowerBuffers(p.spec, 'item', chunk);
-  for (let s = 0; s < n; s += chunk) {
-    const c = Math.min(chunk, n - s);
-    for (let r = 0; r < c; r++) writeItemRow(ibuf, r, p.encoded[s + r]);
-    itemEmb.set(item.forward(ibuf, c), s * d);
-  }
-  const users = input.set.users;
-  const userEmb = new Float32Array(users.length * d);
-  const ubuf = new TowerBuffers(p.spec, 'user', chunk);
-  const writer = new UserRowWriter(p.spec);
-  for (let s = 0; s < users.length; s += chunk) {
-    const c = Math.min(chunk, users.length - s);
-    for (let r = 0; r < c; r++) {
-      const u = users[s + r];
-      writer.write(ubuf, r, Array.from(input.history.likes[u], (i) => p.encoded[i]), Array.from(input.history.nopes[u], (i) => p.encoded[i]));
+  const items = (async () => {
+    const out = new Float32Array(n * d);
+    const buf = new TowerBuffers(p.spec, 'item', chunk);
+    for (let s = 0; s < n; s += chunk) {
+      const c = Math.min(chunk, n - s);
+      for (let r = 0; r < c; r++) writeItemRow(buf, r, p.encoded[s + r]);
+      out.set(await runners.item.embed(buf, c), s * d);
     }
-    userEmb.set(user.forward(ubuf, c), s * d);
-  }
+    return out;
+  })();
+  const usersDone = (async () => {
+    const users = input.set.users;
+    const out = new Float32Array(users.length * d);
+    const buf = new TowerBuffers(p.spec, 'user', chunk);
+    const writer = new UserRowWriter(p.spec);
+    for (let s = 0; s < users.length; s += chunk) {
+      const c = Math.min(chunk, users.length - s);
+      for (let r = 0; r < c; r++) {
+        const u = users[s + r];
+        writer.write(buf, r, Array.from(input.history.likes[u], (i) => p.encoded[i]), Array.from(input.history.nopes[u], (i) => p.encoded[i]));
+      }
+      out.set(await runners.user.embed(buf, c), s * d);
+    }
+    return out;
+  })();
+  const [itemEmb, userEmb] = await Promise.all([items, usersDone]);
   return { itemEmb, userEmb };
 }
 
@@ -361,9 +364,16 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
     item: initTowerParams(archs.item, rngFor(cfg.seed, 'init:item')),
   };
   const mm = matMulFor(tf, deps.backend);
-  const userT = new TowerTrainer(archs.user, params.user, mm);
-  const itemT = new TowerTrainer(archs.item, params.item, mm);
-  const stepper = new TwoTowerStep(userT, itemT, mm, {
+  const runners = await startRunners(archs, params, deps, mm);
+  try {
+    return await trainLoop();
+  } finally {
+    await runners.user.close();
+    await runners.item.close();
+  }
+
+  async function trainLoop(): Promise<TrainResult> {
+  const stepper = new TwoTowerStep(runners.user, runners.item, mm, {
     temperature: cfg.temperature,
     logQCorrection: cfg.logQCorrection,
     adam: { ...DEFAULT_ADAM, learningRate: cfg.learningRate },
@@ -373,7 +383,7 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
   const batches = Math.ceil(nExamples / batchSize);
 
   const history: EpochRecord[] = [];
-  let best = { epoch: 0, value: -Infinity, params: cloneBoth(params), val: {} as RankingMetrics };
+  let best = { epoch: 0, value: -Infinity, params: { user: cloneParams(params.user), item: cloneParams(params.item) }, val: {} as RankingMetrics };
   let stoppedEarly = false;
   let totalExamples = 0;
   let totalSeconds = 0;
@@ -386,17 +396,21 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
     const t0 = now();
     let lossSum = 0;
     let seen = 0;
-    for (let bi = 0; bi < batches; bi++) {
+    // A final batch of one row has no in-batch negatives: it is skipped.
+    const usable = (bi: number) => bi < batches && Math.min(nExamples, (bi + 1) * batchSize) - bi * batchSize >= 2;
+    const build = (bi: number) => builder.build(order, bi * batchSize, Math.min(nExamples, (bi + 1) * batchSize), negRng);
+    if (usable(0)) build(0);
+    for (let bi = 0; bi < batches && usable(bi); bi++) {
       if (signal?.aborted) throw new InterruptedError('Interrupted during training; nothing was written. Run the command again to start over.');
-      const start = bi * batchSize;
-      const end = Math.min(nExamples, start + batchSize);
-      // A final batch of one row has no in-batch negatives; fold it into nothing rather than train on it.
-      if (end - start < 2) continue;
-      builder.build(order, start, end, negRng);
-      const loss = stepper.run(builder);
-      totalFlops += TwoTowerStep.flops(archs.user, archs.item, builder.rows, builder.hardCount);
-      lossSum += loss * builder.rows;
-      seen += builder.rows;
+      const rows = builder.rows;
+      const hard = builder.hardCount;
+      // The next batch is built while the towers run their backward pass.
+      const loss = await stepper.run(builder, () => {
+        if (usable(bi + 1)) build(bi + 1);
+      });
+      totalFlops += TwoTowerStep.flops(archs.user, archs.item, rows, hard);
+      lossSum += loss * rows;
+      seen += rows;
       const elapsed = (now() - t0) / 1000;
       const rate = seen / Math.max(elapsed, 1e-9);
       emit({ kind: 'batch', epoch, batch: bi + 1, batches, loss: lossSum / seen, examplesPerSec: rate, etaSeconds: (nExamples - seen) / rate });
@@ -406,11 +420,11 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
     const seconds = (now() - t0) / 1000;
     totalExamples += seen;
     totalSeconds += seconds;
-    const { itemEmb, userEmb } = embedForEval(p, userT, itemT, valInput, EVAL_CHUNK);
+    const { itemEmb, userEmb } = await embedForEval(p, runners, valInput, EVAL_CHUNK);
     const val = evaluateEmbeddings(valInput.set, userEmb, itemEmb, p.itemIds.length, cfg.dim, mm);
     const value = val[cfg.earlyStopMetric] ?? Number.NaN;
     const improved = value > best.value;
-    if (improved) best = { epoch, value, params: cloneBoth(params), val };
+    if (improved) best = { epoch, value, params: { user: await runners.user.params(), item: await runners.item.params() }, val };
     const record: EpochRecord = { epoch, loss: lossSum / Math.max(1, seen), examplesPerSec: seen / Math.max(seconds, 1e-9), seconds, val };
     history.push(record);
     emit({ kind: 'epoch-end', epoch, epochs: cfg.epochs, loss: record.loss, examplesPerSec: record.examplesPerSec, seconds, val, improved, bestEpoch: best.epoch });
@@ -457,11 +471,27 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
       examplesPerSec: totalExamples / Math.max(totalSeconds, 1e-9),
       gflopsPerSec: totalFlops / 1e9 / Math.max(totalSeconds, 1e-9),
       matmul: mm.name,
+      threads: runners.threads,
     },
     prepared: p,
   };
+  }
 }
 
-function cloneBoth(p: { user: TowerParams; item: TowerParams }) {
-  return { user: cloneParams(p.user), item: cloneParams(p.item) };
+/** One runner per tower: in this thread, or each in a worker thread when `threads` ≥ 2 and the worker is built. */
+async function startRunners(
+  archs: { user: TowerArch; item: TowerArch },
+  params: { user: TowerParams; item: TowerParams },
+  deps: TrainDeps,
+  mm: MatMul,
+): Promise<{ user: TowerRunner; item: TowerRunner; threads: number }> {
+  const script = (deps.threads ?? 1) >= 2 ? towerWorkerPath() : undefined;
+  if (!script) {
+    return { user: new LocalTowerRunner('user', archs.user, params.user, mm), item: new LocalTowerRunner('item', archs.item, params.item, mm), threads: 1 };
+  }
+  const [user, item] = await Promise.all([
+    WorkerTowerRunner.start('user', archs.user, params.user, deps.backend, script),
+    WorkerTowerRunner.start('item', archs.item, params.item, deps.backend, script),
+  ]);
+  return { user, item, threads: 2 };
 }
