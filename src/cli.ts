@@ -20,7 +20,7 @@ export interface CliIo {
   handleSignals: boolean;
 }
 
-interface GlobalFlags {
+export interface GlobalFlags {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
@@ -30,14 +30,14 @@ interface GlobalFlags {
 }
 
 /** What an action returns: the result object and, for humans, the text printed on stdout. */
-interface ActionOutput {
+export interface ActionOutput {
   result: unknown;
   text?: string;
   /** Non-zero exit with a successful result (check commands whose answer is the exit code). */
   exitCode?: number;
 }
 
-type ActionFn = (common: CommonOptions, flags: Record<string, unknown>, args: string[]) => Promise<ActionOutput>;
+export type ActionFn = (common: CommonOptions, flags: Record<string, unknown>, args: string[]) => Promise<ActionOutput>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Flag parsers (commander calls them; a throw becomes a usage error naming the flag)
@@ -90,6 +90,50 @@ function printHumanError(err: AmMlError, flags: GlobalFlags, io: CliIo): void {
   io.stderr.write(`${redact(lines.join('\n'))}\n`);
 }
 
+export interface RunActionInput {
+  flags: Record<string, unknown>;
+  globals: GlobalFlags;
+  args: string[];
+  io: CliIo;
+  signal: AbortSignal;
+}
+
+/**
+ * Run one command action and turn its outcome into output and an exit code: the result as JSON or text on
+ * stdout; any error as one JSON document (--json) or a message with hint on stderr. The only top-level catch.
+ */
+export async function runAction(name: string, fn: ActionFn, input: RunActionInput): Promise<number> {
+  const { globals, io } = input;
+  const reporter = makeReporter(globals, io);
+  const common: CommonOptions = {
+    cwd: io.cwd,
+    env: io.env,
+    reporter,
+    signal: input.signal,
+    configFile: globals.config,
+    db: globals.db,
+    store: globals.store,
+    verbose: globals.verbose,
+  };
+  try {
+    const out = await fn(common, input.flags, input.args);
+    reporter.close();
+    if (globals.json) emitJson(jsonSuccess(name, out.result), io.stdout);
+    else if (out.text) io.stdout.write(out.text.endsWith('\n') ? out.text : `${out.text}\n`);
+    return out.exitCode ?? EXIT.OK;
+  } catch (raw) {
+    reporter.close();
+    let err = toAmMlError(raw);
+    // An abort surfaces from deep inside libraries as all sorts of errors; report it as the interruption it is.
+    if (input.signal.aborted && !(err instanceof InterruptedError) && err.exitCode === EXIT.INTERNAL) {
+      err = new InterruptedError('Interrupted.', { cause: raw });
+    }
+    if (globals.json) emitJson(jsonFailure(name, err), io.stdout);
+    else printHumanError(err, globals, io);
+    return err.exitCode;
+  }
+}
+
 /** Build the program. Exported for tests that check registration and help text. */
 export function buildProgram(io: CliIo, state: { exitCode: number; abort: AbortController }): Command {
   const program = new Command();
@@ -123,36 +167,13 @@ Run 'am-ml <command> --help' for a command's flags and examples.`,
     (name: string, fn: ActionFn) =>
     async (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
-      const flags = cmd.opts() as Record<string, unknown>;
-      const globals = cmd.optsWithGlobals() as GlobalFlags;
-      const positional = cmd.args;
-      const reporter = makeReporter(globals, io);
-      const common: CommonOptions = {
-        cwd: io.cwd,
-        env: io.env,
-        reporter,
+      state.exitCode = await runAction(name, fn, {
+        flags: cmd.opts() as Record<string, unknown>,
+        globals: cmd.optsWithGlobals() as GlobalFlags,
+        args: cmd.args,
+        io,
         signal: state.abort.signal,
-        configFile: globals.config,
-        db: globals.db,
-        store: globals.store,
-        verbose: globals.verbose,
-      };
-      try {
-        const out = await fn(common, flags, positional);
-        reporter.close();
-        if (globals.json) emitJson(jsonSuccess(name, out.result), io.stdout);
-        else if (out.text) io.stdout.write(out.text.endsWith('\n') ? out.text : `${out.text}\n`);
-        state.exitCode = out.exitCode ?? EXIT.OK;
-      } catch (raw) {
-        reporter.close();
-        let err = toAmMlError(raw);
-        if (state.abort.signal.aborted && !(err instanceof InterruptedError) && err.exitCode === EXIT.INTERNAL) {
-          err = new InterruptedError('Interrupted.', { cause: raw });
-        }
-        if (globals.json) emitJson(jsonFailure(name, err), io.stdout);
-        else printHumanError(err, globals, io);
-        state.exitCode = err.exitCode;
-      }
+      });
     };
 
   registerCommands(program, action);

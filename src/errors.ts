@@ -220,6 +220,19 @@ export function redact(text: string): string {
     .replace(SB_SECRET_RE, REDACTED);
 }
 
+/** Object keys whose string values are always blanked (narrower than the query-string list: `key` is common). */
+const SECRET_OBJECT_KEYS = new Set([
+  'api_id',
+  'affiliate_id',
+  'apikey',
+  'api_key',
+  'password',
+  'secret',
+  'service_role_key',
+  'access_token',
+  'authorization',
+]);
+
 /** Deep-redact a JSON-able value (strings only; keys named like secrets are blanked). */
 export function redactValue<T>(value: T): T {
   if (typeof value === 'string') return redact(value) as T;
@@ -227,7 +240,7 @@ export function redactValue<T>(value: T): T {
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      out[k] = SECRET_PARAM_NAMES.includes(k.toLowerCase()) && typeof v === 'string' ? REDACTED : redactValue(v);
+      out[k] = SECRET_OBJECT_KEYS.has(k.toLowerCase()) && typeof v === 'string' ? REDACTED : redactValue(v);
     }
     return out as T;
   }

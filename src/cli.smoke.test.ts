@@ -1,0 +1,88 @@
+/**
+ * The real binary (`bin/am-ml.js` over dist/, built by `npm test` before vitest runs) in child processes: exit
+ * codes, one JSON document on stdout, TF.js not loaded by commands that do not need it, quiet EPIPE.
+ * Later commands add their smoke cases here.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, type TmpDir, tmpDir } from './testing/tmp-dir.js';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'am-ml.js');
+let dir: TmpDir;
+beforeAll(() => {
+  dir = tmpDir();
+});
+afterAll(() => dir.remove());
+
+function amMl(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: dir.path,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function jsonDoc(stdout: string) {
+  const lines = stdout.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  return JSON.parse(lines[0]);
+}
+
+describe('bin/am-ml.js', () => {
+  it('--help and --version exit 0', () => {
+    expect(amMl(['--help']).code).toBe(0);
+    expect(amMl(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('does not load TensorFlow.js for --help or doctor --no-tf', () => {
+    const script = `
+      const { main } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'cli.js'))});
+      const { createRequire } = await import('node:module');
+      const sink = { write() { return true; } };
+      await main(['node', 'am-ml', ...JSON.parse(process.argv[1])], { stdout: sink, stderr: sink, handleSignals: false });
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('@tensorflow'));
+      console.log(JSON.stringify(loaded.length));`;
+    for (const args of [['--help'], ['doctor', '--no-tf', '--json']]) {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(args)], {
+        cwd: dir.path,
+        encoding: 'utf8',
+      });
+      expect([args.join(' '), r.stdout.trim()]).toEqual([args.join(' '), '0']);
+    }
+  });
+
+  it('init then doctor --json: one document each, exit 0, the active TF backend reported', () => {
+    const init = amMl(['init', '--json']);
+    expect(init.code).toBe(0);
+    expect(jsonDoc(init.stdout)).toMatchObject({ schemaVersion: 1, command: 'init', ok: true });
+    const doctor = amMl(['doctor', '--json']);
+    expect(doctor.code).toBe(0);
+    const doc = jsonDoc(doctor.stdout);
+    expect(doc.result.ok).toBe(true);
+    expect(['tensorflow', 'wasm', 'cpu']).toContain(doc.result.tf.backend);
+  });
+
+  it('exits 3 on bad env with every problem listed, and 2 on a bad flag', () => {
+    const bad = amMl(['doctor', '--no-tf', '--json'], { AMML_MODEL_STORE: 'ftp://x', AMML_DATABASE_URL: 'sqlite://y' });
+    expect(bad.code).toBe(4); // doctor's answer is its exit code: config is a failing needed check
+    expect(jsonDoc(bad.stdout).result.checks.find((c: { name: string }) => c.name === 'config').detail).toMatch(/2 problems/);
+    const init = amMl(['init', '--json'], { AMML_MODEL_STORE: 'ftp://x' });
+    expect(init.code).toBe(3);
+    expect(amMl(['init', '--dim', '0']).code).toBe(2);
+  });
+
+  it('ends quietly when stdout is closed early (EPIPE)', async () => {
+    const child = spawn(process.execPath, [BIN, '--help'], { cwd: dir.path, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+  });
+});
