@@ -19,7 +19,10 @@ export class BadRowLog {
 
   add(line: number, reason: string): void {
     this.total++;
-    if (this.kept.length < BAD_ROWS_KEPT) this.kept.push({ file: this.file, line, reason });
+    // Keep the lowest line numbers (checks run in more than one pass, so lines can arrive out of order).
+    this.kept.push({ file: this.file, line, reason });
+    this.kept.sort((a, b) => a.line - b.line);
+    if (this.kept.length > BAD_ROWS_KEPT) this.kept.length = BAD_ROWS_KEPT;
   }
 
   /** Throw when more than `maxFraction` of the file's data rows are bad (or the file has rows and all are bad). */

@@ -29,13 +29,15 @@ export const INTERACTIONS_FILE = 'interactions.csv';
 export const USERS_FILE = 'users.jsonl';
 
 const TokenSchema = z.union([z.string(), z.number(), z.null()]);
-const TokensSchema = z.union([z.array(TokenSchema), TokenSchema]).optional();
-const ScalarSchema = z.union([z.number(), z.string(), z.null()]).optional();
+const TokensSchema = z
+  .union([z.array(TokenSchema), TokenSchema], { error: 'must be a list of strings/numbers, a string, a number or null' })
+  .optional();
+const ScalarSchema = z.union([z.number(), z.string(), z.null()], { error: 'must be a number, a string or null' }).optional();
 
 /** One `items.jsonl` line (unknown fields are dropped). */
 export const ItemLineSchema = z.object({
-  item_id: z.union([z.string(), z.number()]),
-  title: z.union([z.string(), z.null()]).optional(),
+  item_id: z.union([z.string(), z.number()], { error: 'is required (a string or a number)' }),
+  title: z.union([z.string(), z.null()], { error: 'must be a string or null' }).optional(),
   tags: TokensSchema,
   performers: TokensSchema,
   maker: TokensSchema,
