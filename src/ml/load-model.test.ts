@@ -12,7 +12,7 @@ import { loadTwoTowerFromDir } from './load-model-fs.js';
 import { predictTower } from './model.js';
 import { finishRun } from './run.js';
 import { initTf, tf } from './tf.js';
-import { type TrainResult, trainTwoTower } from './train.js';
+import { DEFAULT_TRAIN_CONFIG, type TrainResult, trainTwoTower } from './train.js';
 
 let dir: TmpDir;
 let run: string;
@@ -30,8 +30,8 @@ beforeAll(async () => {
     createdAt: '2026-01-01T00:00:00.000Z',
     gates: [],
     amMl: { version: '0.0.0-test', gitCommit: null },
-    tf: { version: tf.version.tfjs, backend: 'wasm' },
-    config: { ...(TINY_TRAIN_CONFIG as never), epochs: 1 },
+    tf: { version: tf.version.tfjs, backend: 'wasm' as const },
+    config: { ...DEFAULT_TRAIN_CONFIG, ...TINY_TRAIN_CONFIG, epochs: 1 },
     threads: 1,
   });
 });
@@ -73,7 +73,7 @@ describe('run folder', () => {
   });
 
   it('refuses to overwrite an existing run and leaves nothing behind when writing fails', async () => {
-    const base = { runId: 'x', createdAt: '2026-01-01T00:00:00.000Z', gates: [], amMl: { version: '0', gitCommit: null }, tf: { version: '0', backend: 'cpu' }, config: {} as never, threads: 1 };
+    const base = { runId: 'x', createdAt: '2026-01-01T00:00:00.000Z', gates: [], amMl: { version: '0', gitCommit: null }, tf: { version: '0', backend: 'cpu' as const }, config: DEFAULT_TRAIN_CONFIG, threads: 1 };
     await expect(finishRun(result, data, { ...base, out: run })).rejects.toBeInstanceOf(ConflictError);
     const out = dir.join('runs', 'broken');
     // The item tower fails while being saved (after the user tower's files were written).
