@@ -106,6 +106,23 @@ export function writeItemRow(buf: TowerBuffers, row: number, item: EncodedItem):
 const INDEX_KEY_SPAN = 2 ** 26;
 const COUNT_KEY_BASE = 2 ** 26;
 
+/** Sort keys[0, n) ascending: insertion sort for the usual short bags (no allocation), the built-in sort above. */
+function sortPrefix(keys: Float64Array, n: number): void {
+  if (n > 48) {
+    keys.subarray(0, n).sort();
+    return;
+  }
+  for (let i = 1; i < n; i++) {
+    const k = keys[i];
+    let j = i - 1;
+    while (j >= 0 && keys[j] > k) {
+      keys[j + 1] = keys[j];
+      j--;
+    }
+    keys[j + 1] = k;
+  }
+}
+
 interface UserBagPlan {
   vocabPos: number;
   history: 'likes' | 'nopes';
@@ -222,9 +239,9 @@ export class UserRowWriter {
     // Canonical order: heaviest first, ties by index, so equal histories give byte-identical rows. Sorted as one
     // packed numeric key per token (count descending, index ascending): exact in float64 and much faster than a
     // comparator sort, which dominated batch building.
-    const keys = this.keys.subarray(0, nTouched);
+    const keys = this.keys;
     for (let j = 0; j < nTouched; j++) keys[j] = (COUNT_KEY_BASE - counts[touched[j]]) * INDEX_KEY_SPAN + touched[j];
-    keys.sort();
+    sortPrefix(keys, nTouched);
     const kept = Math.min(nTouched, p.maxLen);
     if (nTouched > p.maxLen) truncated += nTouched - p.maxLen;
     const sel = this.selected;
