@@ -56,7 +56,10 @@ export interface TowerRunner {
   readonly arch: TowerArch;
   /** Training forward over `rows` rows of `batch`; returns a copy of the embeddings. */
   forward(batch: TowerBatch, rows: number): Promise<Float32Array>;
-  /** Backward of the last forward from the softmax gradients, then one Adam step. */
+  /**
+   * Backward of the last forward from the softmax gradients, then one Adam step. A worker runner takes ownership
+   * of `input.coef` and `input.other` (their buffers are transferred): pass arrays nothing else uses.
+   */
   backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void>;
   /** Inference-only forward (evaluation); does not disturb training state needed by a pending backward. */
   embed(batch: TowerBatch, rows: number): Promise<Float32Array>;
@@ -197,8 +200,9 @@ export class WorkerTowerRunner implements TowerRunner {
     return (await this.call({ op: 'forward', batch: b, rows }, transferList(b))) as Float32Array;
   }
 
+  /** Transfers `input.coef` and `input.other` (the caller must not use them afterwards); copies the rest. */
   async backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void> {
-    await this.call({ op: 'backward', input, step, adam });
+    await this.call({ op: 'backward', input, step, adam }, [input.coef.buffer as ArrayBuffer, input.other.buffer as ArrayBuffer]);
   }
 
   async embed(batch: TowerBatch, rows: number): Promise<Float32Array> {

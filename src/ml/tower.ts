@@ -102,6 +102,11 @@ export class TowerTrainer {
   private z = new Float32Array(0);
   private rows = 0;
   private batch: TowerBatch | undefined;
+  // Scratch for the backward pass (reused every step): two gradient buffers used in turn, transposes.
+  private gradA = new Float32Array(0);
+  private gradB = new Float32Array(0);
+  private transposed = new Float32Array(0);
+  private readonly kernelsT: Float32Array[];
   // gradients
   private readonly gKernels: Float32Array[];
   private readonly gBiases: Float32Array[];
@@ -128,6 +133,7 @@ export class TowerTrainer {
       off += b.embeddingDim;
     }
     this.numericOffset = off;
+    this.kernelsT = params.kernels.map((k) => new Float32Array(k.length));
     this.gKernels = params.kernels.map((k) => new Float32Array(k.length));
     this.gBiases = params.biases.map((b) => new Float32Array(b.length));
     this.gTables = arch.bags.map((b) => new SparseRowGrad(b.vocabularySize, b.embeddingDim));
@@ -146,6 +152,10 @@ export class TowerTrainer {
     this.y = new Float32Array(m * this.arch.outputDim);
     this.norms = new Float32Array(m);
     this.z = new Float32Array(m * this.arch.outputDim);
+    const widest = Math.max(...this.widths);
+    this.gradA = new Float32Array(m * widest);
+    this.gradB = new Float32Array(m * widest);
+    this.transposed = new Float32Array(m * widest);
   }
 
   /** Embeddings of rows [0, m) of `batch`: a view into an internal buffer, valid until the next forward. */
@@ -197,7 +207,8 @@ export class TowerTrainer {
     const batch = this.batch!;
     const d = this.arch.outputDim;
     // L2 normalisation: dL/dy = (g − z (z·g)) / ‖y‖ (when the floor applied, z = y/√ε and dL/dy = g/√ε).
-    let ga: Float32Array = new Float32Array(m * d);
+    let ga: Float32Array = this.gradA.subarray(0, m * d);
+    let spare: Float32Array = this.gradB;
     for (let r = 0; r < m; r++) {
       const o = r * d;
       let dot = 0;
@@ -211,14 +222,15 @@ export class TowerTrainer {
       const inW = this.widths[k];
       const outW = this.widths[k + 1];
       const input = this.acts[k].subarray(0, m * inW);
-      this.mm.mm(transpose(input, m, inW), ga, inW, m, outW, this.gKernels[k]);
+      this.mm.mm(transpose(input, m, inW, this.transposed.subarray(0, m * inW)), ga, inW, m, outW, this.gKernels[k]);
       const gb = this.gBiases[k];
       gb.fill(0);
       for (let r = 0; r < m; r++) for (let c = 0; c < outW; c++) gb[c] += ga[r * outW + c];
-      const gIn = this.mm.mm(ga, transpose(this.params.kernels[k], inW, outW), m, outW, inW);
+      const gIn = this.mm.mm(ga, transpose(this.params.kernels[k], inW, outW, this.kernelsT[k]), m, outW, inW, spare.subarray(0, m * inW));
       if (k > 0) {
         // ReLU: pass the gradient where the activation was positive.
         for (let i = 0; i < gIn.length; i++) if (input[i] <= 0) gIn[i] = 0;
+        spare = ga.buffer === this.gradA.buffer ? this.gradA : this.gradB;
         ga = gIn;
       } else {
         this.arch.bags.forEach((b, i) => {

@@ -18,11 +18,20 @@ export interface MatMul {
 
 /** Through the active TF.js backend, untransposed, each call inside its own tidy (no tensor survives it). */
 export function tfMatMul(tf: Tf): MatMul {
+  // On wasm the result can be copied straight out of the module's heap into `out` (dataSync would allocate a
+  // fresh array per product, which showed up as garbage-collection time in profiles).
+  const heapView = (tf.backend() as { typedArrayFromHeap?: (t: { shape: number[]; dtype: string; dataId: object }) => Float32Array })
+    .typedArrayFromHeap;
+  const backend = tf.backend();
   return {
     name: `tf-${tf.getBackend()}`,
     mm(a, b, m, k, n, out) {
       const result = tf.tidy(() => tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])));
       try {
+        if (out && heapView) {
+          out.set(heapView.call(backend, result));
+          return out;
+        }
         const data = result.dataSync() as Float32Array;
         if (!out) return data;
         out.set(data);
