@@ -144,3 +144,47 @@ export async function readDecisions(db: Queryable): Promise<{ rows: DecisionRow[
 export function catalogByExternalId(items: readonly CatalogItem[]): Map<string, CatalogItem> {
   return new Map(items.filter((i) => i.external_id).map((i) => [i.external_id!.toLowerCase(), i]));
 }
+
+export interface UserHistoryIds {
+  /** videos.id of the user's likes / nopes, newest first (latest decision per video). */
+  likes: string[];
+  nopes: string[];
+}
+
+/**
+ * The newest `maxLikes` likes and `maxNopes` nopes of each user (latest decision per video wins), newest first: the
+ * history `buildUserInputs` expects, in the order training used (for `am-ml embed` and tests). Users without
+ * decisions get empty lists.
+ */
+export async function readUserHistories(
+  db: Queryable,
+  userIds: readonly string[],
+  caps: { maxLikes: number; maxNopes: number },
+): Promise<Map<string, UserHistoryIds>> {
+  const out = new Map<string, UserHistoryIds>(userIds.map((u) => [u, { likes: [], nopes: [] }]));
+  if (userIds.length === 0) return out;
+  const { rows } = await db.query<{ user_id: string; video_id: string; liked: boolean }>(
+    `WITH latest AS (
+       SELECT DISTINCT ON (user_id, video_id) id, user_id, video_id, decision_type, created_at
+         FROM public.user_video_decisions
+        WHERE user_id = ANY($1::uuid[]) AND video_id IS NOT NULL
+        ORDER BY user_id, video_id, created_at DESC NULLS LAST, id DESC
+     ), ranked AS (
+       SELECT user_id, video_id, decision_type IN ('swipe_like', 'grid_like') AS liked,
+              row_number() OVER (PARTITION BY user_id, decision_type IN ('swipe_like', 'grid_like')
+                                 ORDER BY created_at DESC NULLS LAST, id DESC) AS rn
+         FROM latest
+        WHERE decision_type = ANY($4::text[])
+     )
+     SELECT user_id::text AS user_id, video_id::text AS video_id, liked
+       FROM ranked
+      WHERE (liked AND rn <= $2) OR (NOT liked AND rn <= $3)
+      ORDER BY user_id, liked DESC, rn`,
+    [userIds, caps.maxLikes, caps.maxNopes, [...KNOWN_DECISION_TYPES]],
+  );
+  for (const r of rows) {
+    const h = out.get(r.user_id);
+    if (h) (r.liked ? h.likes : h.nopes).push(r.video_id);
+  }
+  return out;
+}
