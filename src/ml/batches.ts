@@ -3,7 +3,7 @@
  * example's item left out, the item's row, and one of the user's explicit negatives (nopes) as a hard negative.
  * Rows are written with the same writers `am-ml embed` uses (features/rows.ts). Pure module.
  */
-import { type EncodedItem, TowerBuffers, UserRowWriter, writeItemRow } from './features/index.js';
+import { packItems, type PackedItems, TowerBuffers, UserRowWriter, writeItemRow } from './features/index.js';
 import type { Prepared } from './prepare.js';
 import type { Rng } from './rng.js';
 
@@ -20,8 +20,8 @@ export class BatchBuilder {
   rows = 0;
   hardCount = 0;
   private readonly writer: UserRowWriter;
-  private readonly likesEnc: EncodedItem[][];
-  private readonly nopesEnc: EncodedItem[][];
+  private readonly likesPacked: PackedItems[];
+  private readonly nopesPacked: PackedItems[];
   private readonly logShare: Float64Array;
 
   constructor(
@@ -38,8 +38,10 @@ export class BatchBuilder {
     this.hardRow = new Int32Array(capacity);
     this.writer = new UserRowWriter(spec);
     const enc = prepared.encoded;
-    this.likesEnc = prepared.train.likes.map((l) => Array.from(l, (i) => enc[i]));
-    this.nopesEnc = prepared.train.nopes.map((l) => Array.from(l, (i) => enc[i]));
+    // Each user's training history, packed once (only the newest maxLikes + 1 likes can enter a row).
+    const v = spec.vocabularies.length;
+    this.likesPacked = prepared.train.likes.map((l) => packItems(Array.from(l.subarray(0, spec.user.maxLikes + 1), (i) => enc[i]), v));
+    this.nopesPacked = prepared.train.nopes.map((l) => packItems(Array.from(l.subarray(0, spec.user.maxNopes), (i) => enc[i]), v));
     const total = prepared.itemLikes.reduce((a, b) => a + b, 0);
     this.logShare = prepared.itemLikes.map((n) => (n > 0 ? Math.log(n / total) : 0));
   }
@@ -55,7 +57,9 @@ export class BatchBuilder {
       const e = order[start + r];
       const u = examples.user[e];
       const item = examples.item[e];
-      this.writer.write(this.user, r, this.likesEnc[u], this.nopesEnc[u], examples.likePos[e]);
+      // A like older than the packed window cannot be in the row; nothing to leave out then.
+      const pos = examples.likePos[e];
+      this.writer.write(this.user, r, this.likesPacked[u], this.nopesPacked[u], pos < this.likesPacked[u].n ? pos : -1);
       writeItemRow(this.item, r, this.prepared.encoded[item]);
       this.itemKey[r] = item;
       this.userKey[r] = u;

@@ -16,6 +16,7 @@ import {
   type FeatureConfig,
   type FeatureSpec,
   type FeatureStats,
+  packItems,
   TowerBuffers,
   UserRowWriter,
   writeItemRow,
@@ -268,7 +269,7 @@ async function embedForEval(p: Prepared, runners: { user: TowerRunner; item: Tow
       const c = Math.min(chunk, users.length - s);
       for (let r = 0; r < c; r++) {
         const u = users[s + r];
-        writer.write(buf, r, Array.from(input.history.likes[u], (i) => p.encoded[i]), Array.from(input.history.nopes[u], (i) => p.encoded[i]));
+        writer.write(buf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
       }
       out.set(await runners.user.embed(buf, c), s * d);
     }
@@ -296,7 +297,7 @@ function embedWithModels(p: Prepared, models: TrainResult['models'], input: Eval
     const c = Math.min(chunk, users.length - s);
     for (let r = 0; r < c; r++) {
       const u = users[s + r];
-      writer.write(ubuf, r, Array.from(input.history.likes[u], (i) => p.encoded[i]), Array.from(input.history.nopes[u], (i) => p.encoded[i]));
+      writer.write(ubuf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
     }
     userEmb.set(predictTower(models.user, ubuf.toInputs(c).arrays), s * dim);
   }
@@ -304,6 +305,14 @@ function embedWithModels(p: Prepared, models: TrainResult['models'], input: Eval
 }
 
 const EVAL_CHUNK = 1024;
+
+/** A user's history window (newest first), packed for the row writer. */
+function packedLikes(p: Prepared, h: Histories, u: number) {
+  return packItems(Array.from(h.likes[u].subarray(0, p.spec.user.maxLikes), (i) => p.encoded[i]), p.spec.vocabularies.length);
+}
+function packedNopes(p: Prepared, h: Histories, u: number) {
+  return packItems(Array.from(h.nopes[u].subarray(0, p.spec.user.maxNopes), (i) => p.encoded[i]), p.spec.vocabularies.length);
+}
 
 function validateConfig(cfg: TrainConfig): void {
   const bad: string[] = [];

@@ -10,6 +10,7 @@ import {
   emptyStats,
   encodeItem,
   type FeatureSpec,
+  packItems,
   type ItemAttributes,
   parseFeatureSpec,
   serializeFeatureSpec,
@@ -137,7 +138,8 @@ describe('user inputs', () => {
     const enc = items.map((i) => encodeItem(s, i));
     // training: history [d, c, b, a] (newest first) with 'c' (position 1) left out
     const buf = new TowerBuffers(s, 'user', 1);
-    new UserRowWriter(s).write(buf, 0, [enc[3], enc[2], enc[1], enc[0]], [enc[2]], 1);
+    const v = s.vocabularies.length;
+    new UserRowWriter(s).write(buf, 0, packItems([enc[3], enc[2], enc[1], enc[0]], v), packItems([enc[2]], v), 1);
     const training = buf.toInputs(1);
     // inference: the same user without 'c' in their likes
     const inference = buildUserInputs(s, [{ likes: [items[3], items[1], items[0]], nopes: [items[2]] }]).inputs;

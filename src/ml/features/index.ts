@@ -18,7 +18,7 @@
  * Every result carries `stats` (missing, invalid, unknown, dropped, truncated per field) for the caller to report.
  */
 import { type EncodedItem, emptyStats, encodeItem, type FeatureStats, type ItemAttributes } from './encode.js';
-import { TowerBuffers, type TowerInputs, UserRowWriter, writeItemRow } from './rows.js';
+import { packItems, TowerBuffers, type TowerInputs, UserRowWriter, writeItemRow } from './rows.js';
 import type { FeatureSpec } from './spec.js';
 
 export * from './encode.js';
@@ -72,7 +72,8 @@ export function buildUserInputsEncoded(
 ): BuiltInputs {
   const buf = new TowerBuffers(spec, 'user', histories.length);
   const writer = new UserRowWriter(spec);
-  histories.forEach((h, row) => writer.write(buf, row, h.likes, h.nopes, -1, stats));
+  const v = spec.vocabularies.length;
+  histories.forEach((h, row) => writer.write(buf, row, packItems(h.likes, v), packItems(h.nopes, v), -1, stats));
   stats.rows += histories.length;
   return { inputs: buf.toInputs(histories.length), stats };
 }

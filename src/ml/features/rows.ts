@@ -102,12 +102,50 @@ export function writeItemRow(buf: TowerBuffers, row: number, item: EncodedItem):
   buf.numeric.set(item.numeric, row * buf.numericWidth);
 }
 
-/** Sort keys pack (count, index) as (COUNT_KEY_BASE − count) · INDEX_KEY_SPAN + index; both stay exact below 2^53. */
-const INDEX_KEY_SPAN = 2 ** 26;
-const COUNT_KEY_BASE = 2 ** 26;
+/**
+ * Sort keys pack (count, index) into one int32: ((MAX_COUNT − count) << INDEX_BITS) | index, so an ascending numeric
+ * sort orders by count descending, then index ascending. Counts are at most the history window (≤ MAX_COUNT) and
+ * vocabularies hold fewer than 2^INDEX_BITS entries (both checked).
+ */
+const INDEX_BITS = 21;
+const INDEX_MASK = (1 << INDEX_BITS) - 1;
+/** Largest history window (maxLikes, maxNopes) the row writer supports. */
+export const MAX_HISTORY_WINDOW = 1023;
+
+/**
+ * A list of encoded items (a history, newest first) laid out for the row writer: per vocabulary, the items' tokens
+ * concatenated in list order, with each item's end offset. One contiguous array per vocabulary instead of an object
+ * and a small array per item: the writer's inner loop was bound by that pointer chasing.
+ */
+export interface PackedItems {
+  n: number;
+  tokens: Int32Array[];
+  ends: Int32Array[];
+}
+
+/** Pack items (in order) for `UserRowWriter.write`. */
+export function packItems(items: readonly EncodedItem[], vocabularies: number): PackedItems {
+  const tokens: Int32Array[] = [];
+  const ends: Int32Array[] = [];
+  for (let v = 0; v < vocabularies; v++) {
+    let total = 0;
+    for (const it of items) total += it.tokens[v].length;
+    const t = new Int32Array(total);
+    const e = new Int32Array(items.length);
+    let o = 0;
+    items.forEach((it, i) => {
+      t.set(it.tokens[v], o);
+      o += it.tokens[v].length;
+      e[i] = o;
+    });
+    tokens.push(t);
+    ends.push(e);
+  }
+  return { n: items.length, tokens, ends };
+}
 
 /** Sort keys[0, n) ascending: insertion sort for the usual short bags (no allocation), the built-in sort above. */
-function sortPrefix(keys: Float64Array, n: number): void {
+function sortPrefix(keys: Int32Array, n: number): void {
   if (n > 48) {
     keys.subarray(0, n).sort();
     return;
@@ -137,9 +175,9 @@ interface UserBagPlan {
  */
 export class UserRowWriter {
   private readonly plans: UserBagPlan[];
-  private readonly counts: Float64Array[];
+  private readonly counts: Int32Array[];
   private readonly touched: Int32Array[];
-  private readonly keys: Float64Array;
+  private readonly keys: Int32Array;
   private readonly selected: Int32Array;
   private readonly logMaxLikes: number;
   private readonly logMaxNopes: number;
@@ -152,11 +190,14 @@ export class UserRowWriter {
       maxLen: b.maxLen,
       name: b.name,
     }));
-    this.counts = spec.vocabularies.map((v) => new Float64Array(vocabularySize(v)));
+    this.counts = spec.vocabularies.map((v) => new Int32Array(vocabularySize(v)));
     this.touched = spec.vocabularies.map((v) => new Int32Array(vocabularySize(v)));
     const largest = Math.max(...spec.vocabularies.map((v) => vocabularySize(v)));
-    if (largest >= INDEX_KEY_SPAN) throw new Error(`vocabulary of ${largest} entries exceeds the supported ${INDEX_KEY_SPAN}`);
-    this.keys = new Float64Array(largest);
+    if (largest > INDEX_MASK) throw new Error(`a vocabulary of ${largest} entries exceeds the supported ${INDEX_MASK}`);
+    if (spec.user.maxLikes > MAX_HISTORY_WINDOW || spec.user.maxNopes > MAX_HISTORY_WINDOW) {
+      throw new Error(`history windows above ${MAX_HISTORY_WINDOW} are not supported`);
+    }
+    this.keys = new Int32Array(largest);
     this.selected = new Int32Array(largest);
     this.logMaxLikes = Math.log1p(spec.user.maxLikes);
     this.logMaxNopes = Math.log1p(Math.max(1, spec.user.maxNopes));
@@ -167,18 +208,11 @@ export class UserRowWriter {
    * count. `excludeLike` (an index into `likes`) leaves one like out before the caps apply: training uses it so the
    * user row of a (user, item) example never contains the item it is trained to predict.
    */
-  write(
-    buf: TowerBuffers,
-    row: number,
-    likes: readonly EncodedItem[],
-    nopes: readonly EncodedItem[],
-    excludeLike = -1,
-    stats?: FeatureStats,
-  ): void {
+  write(buf: TowerBuffers, row: number, likes: PackedItems, nopes: PackedItems, excludeLike = -1, stats?: FeatureStats): void {
     const maxLikes = this.spec.user.maxLikes;
     const maxNopes = this.spec.user.maxNopes;
-    const nLikes = Math.min(maxLikes, likes.length - (excludeLike >= 0 && excludeLike < likes.length ? 1 : 0));
-    const nNopes = Math.min(maxNopes, nopes.length);
+    const nLikes = Math.min(maxLikes, likes.n - (excludeLike >= 0 && excludeLike < likes.n ? 1 : 0));
+    const nNopes = Math.min(maxNopes, nopes.n);
     for (let b = 0; b < this.plans.length; b++) {
       const p = this.plans[b];
       const list = p.history === 'likes' ? likes : nopes;
@@ -199,7 +233,7 @@ export class UserRowWriter {
     row: number,
     b: number,
     p: UserBagPlan,
-    list: readonly EncodedItem[],
+    list: PackedItems,
     limit: number,
     skip: number,
     stats: FeatureStats | undefined,
@@ -209,14 +243,18 @@ export class UserRowWriter {
     let nTouched = 0;
     let nItems = 0;
     let truncated = 0;
-    for (let i = 0, taken = 0; i < list.length && taken < limit; i++) {
+    const toks = list.tokens[p.vocabPos];
+    const ends = list.ends[p.vocabPos];
+    const recent = p.select === 'recent';
+    for (let i = 0, taken = 0; i < list.n && taken < limit; i++) {
       if (i === skip) continue;
       taken++;
-      const toks = list[i].tokens[p.vocabPos];
-      if (p.select === 'recent') {
+      const start = i === 0 ? 0 : ends[i - 1];
+      const end = ends[i];
+      if (recent) {
         if (nTouched >= p.maxLen) break;
         nItems++;
-        for (let j = 0; j < toks.length; j++) {
+        for (let j = start; j < end; j++) {
           const t = toks[j];
           if (counts[t] === 0) {
             if (nTouched >= p.maxLen) {
@@ -229,7 +267,7 @@ export class UserRowWriter {
         }
       } else {
         nItems++;
-        for (let j = 0; j < toks.length; j++) {
+        for (let j = start; j < end; j++) {
           const t = toks[j];
           if (counts[t] === 0) touched[nTouched++] = t;
           counts[t]++;
@@ -237,15 +275,15 @@ export class UserRowWriter {
       }
     }
     // Canonical order: heaviest first, ties by index, so equal histories give byte-identical rows. Sorted as one
-    // packed numeric key per token (count descending, index ascending): exact in float64 and much faster than a
-    // comparator sort, which dominated batch building.
+    // packed int32 key per token (count descending, index ascending): much faster than a comparator sort, which
+    // dominated batch building.
     const keys = this.keys;
-    for (let j = 0; j < nTouched; j++) keys[j] = (COUNT_KEY_BASE - counts[touched[j]]) * INDEX_KEY_SPAN + touched[j];
+    for (let j = 0; j < nTouched; j++) keys[j] = ((MAX_HISTORY_WINDOW - counts[touched[j]]) << INDEX_BITS) | touched[j];
     sortPrefix(keys, nTouched);
     const kept = Math.min(nTouched, p.maxLen);
     if (nTouched > p.maxLen) truncated += nTouched - p.maxLen;
     const sel = this.selected;
-    for (let j = 0; j < kept; j++) sel[j] = keys[j] % INDEX_KEY_SPAN;
+    for (let j = 0; j < kept; j++) sel[j] = keys[j] & INDEX_MASK;
     const len = buf.bagLen[b];
     const idx = buf.bagIdx[b];
     const w = buf.bagW[b];

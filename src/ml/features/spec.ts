@@ -94,8 +94,8 @@ export const FeatureSpecSchema = z
     }),
     user: z.object({
       /** The newest this-many likes / nopes form the history (the serving query uses the last 200 likes). */
-      maxLikes: z.number().int().min(1),
-      maxNopes: z.number().int().min(0),
+      maxLikes: z.number().int().min(1).max(1023),
+      maxNopes: z.number().int().min(0).max(1023),
       bags: z.array(UserBagSchema).min(1),
       /** Fixed user numeric columns, in this order. */
       numeric: z.tuple([
