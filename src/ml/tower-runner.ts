@@ -9,12 +9,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AdamConfig } from './kernels/adam.js';
-import { type MatMul } from './kernels/matmul.js';
+import { type InBatchSoftmaxInput, type InBatchSoftmaxOutput, inBatchSoftmax } from './kernels/in-batch-softmax.js';
+import { type MatMul, transpose } from './kernels/matmul.js';
 import { type TowerArch, type TowerBatch, type TowerParams, TowerTrainer } from './tower.js';
 
 /** What the other side of the softmax sends back to a tower for its backward pass. */
 export interface BackwardInput {
-  /** user tower: G = dL/dS [b, b]; item tower: Gᵀ [b, b]. */
+  /** G = dL/dS [b, b] (both towers). */
   coef: Float32Array;
   b: number;
   /** user tower: the item embeddings (positives, then explicit negatives); item tower: the user embeddings. */
@@ -25,8 +26,9 @@ export interface BackwardInput {
 }
 
 /**
- * dL/dZ of a tower from the softmax gradients: users gU = G·V⁺ + gHard ⊙ V[hardRow]; items gV⁺ = Gᵀ·U and
- * gV[hardRow[r]] += gHard[r] · U[r]. `rows` is the tower's row count (b for users, b + negatives for items).
+ * dL/dZ of a tower from the softmax gradients: users gU = G·V⁺ + gHard ⊙ V[hardRow]; items gV⁺ = Gᵀ·U, computed
+ * as (Uᵀ·G)ᵀ so the b×b matrix is never transposed, and gV[hardRow[r]] += gHard[r] · U[r]. `rows` is the tower's
+ * row count (b for users, b + negatives for items).
  */
 export function towerGradient(role: 'user' | 'item', input: BackwardInput, rows: number, d: number, mm: MatMul): Float32Array {
   const { coef, b, other, gHard, hardRow } = input;
@@ -40,7 +42,8 @@ export function towerGradient(role: 'user' | 'item', input: BackwardInput, rows:
       for (let c = 0; c < d; c++) gz[r * d + c] += g * other[h * d + c];
     }
   } else {
-    mm.mm(coef, other, b, b, d, gz.subarray(0, b * d));
+    const gvT = mm.mm(transpose(other.subarray(0, b * d), b, d), coef, d, b, b);
+    transpose(gvT, d, b, gz.subarray(0, b * d));
     for (let r = 0; r < b; r++) {
       const h = hardRow[r];
       if (h < 0) continue;
@@ -49,6 +52,19 @@ export function towerGradient(role: 'user' | 'item', input: BackwardInput, rows:
     }
   }
   return gz;
+}
+
+/** A block of softmax rows, scored against the batch's positive items (see kernels/in-batch-softmax.ts). */
+export interface SoftmaxRowsInput extends Omit<InBatchSoftmaxInput, 'scores'> {
+  /** The positives' item embeddings, transposed: [d, b]. */
+  vPosT: Float32Array;
+}
+
+/** Score rows [rowStart, rowStart + rows) of `u` (all b user embeddings) against V⁺ and run the fused softmax. */
+export function softmaxRows(u: Float32Array, input: SoftmaxRowsInput, mm: MatMul): InBatchSoftmaxOutput {
+  const d = u.length / input.b;
+  const scores = mm.mm(u.subarray(input.rowStart * d, (input.rowStart + input.rows) * d), input.vPosT, input.rows, d, input.b);
+  return inBatchSoftmax({ ...input, scores });
 }
 
 export interface TowerRunner {
@@ -61,6 +77,8 @@ export interface TowerRunner {
    * of `input.coef` and `input.other` (their buffers are transferred): pass arrays nothing else uses.
    */
   backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void>;
+  /** Softmax rows from this (user) tower's last forward output: the step's second half runs here in parallel. */
+  softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput>;
   /** Inference-only forward (evaluation); does not disturb training state needed by a pending backward. */
   embed(batch: TowerBatch, rows: number): Promise<Float32Array>;
   /** A copy of the current parameters. */
@@ -73,6 +91,7 @@ export class LocalTowerRunner implements TowerRunner {
   private readonly trainer: TowerTrainer;
   private readonly evalTrainer: TowerTrainer;
   private rows = 0;
+  private last: Float32Array = new Float32Array(0);
 
   constructor(
     readonly role: 'user' | 'item',
@@ -87,7 +106,12 @@ export class LocalTowerRunner implements TowerRunner {
 
   async forward(batch: TowerBatch, rows: number): Promise<Float32Array> {
     this.rows = rows;
-    return this.trainer.forward(batch, rows).slice();
+    this.last = this.trainer.forward(batch, rows);
+    return this.last.slice();
+  }
+
+  async softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput> {
+    return softmaxRows(this.last, input, this.mm);
   }
 
   async backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void> {
@@ -114,6 +138,7 @@ export type WorkerRequest =
   | { id: number; op: 'init'; role: 'user' | 'item'; arch: TowerArch; params: TowerParams; backend: string }
   | { id: number; op: 'forward'; batch: TowerBatch; rows: number }
   | { id: number; op: 'backward'; input: BackwardInput; step: number; adam: AdamConfig }
+  | { id: number; op: 'softmaxRows'; input: SoftmaxRowsInput }
   | { id: number; op: 'embed'; batch: TowerBatch; rows: number }
   | { id: number; op: 'params' };
 
@@ -203,6 +228,10 @@ export class WorkerTowerRunner implements TowerRunner {
   /** Transfers `input.coef` and `input.other` (the caller must not use them afterwards); copies the rest. */
   async backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void> {
     await this.call({ op: 'backward', input, step, adam }, [input.coef.buffer as ArrayBuffer, input.other.buffer as ArrayBuffer]);
+  }
+
+  async softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput> {
+    return (await this.call({ op: 'softmaxRows', input })) as InBatchSoftmaxOutput;
   }
 
   async embed(batch: TowerBatch, rows: number): Promise<Float32Array> {

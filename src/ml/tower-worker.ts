@@ -23,6 +23,10 @@ async function handle(req: WorkerRequest): Promise<{ value?: unknown; transfer?:
     case 'backward':
       await runner!.backward(req.input, req.step, req.adam);
       return {};
+    case 'softmaxRows': {
+      const out = await runner!.softmaxRows(req.input);
+      return { value: out, transfer: [out.gScores.buffer as ArrayBuffer] };
+    }
     case 'embed': {
       const z = await runner!.embed(req.batch, req.rows);
       return { value: z, transfer: [z.buffer as ArrayBuffer] };

@@ -22,7 +22,6 @@ import {
   writeItemRow,
 } from './features/index.js';
 import { type AdamConfig, DEFAULT_ADAM } from './kernels/adam.js';
-import { inBatchSoftmax } from './kernels/in-batch-softmax.js';
 import { type MatMul, matMulFor, transpose } from './kernels/matmul.js';
 import { buildTowerModel, predictTower, towerArch } from './model.js';
 import { appendHistories, type Histories, historiesOf, type Prepared, prepare } from './prepare.js';
@@ -30,7 +29,7 @@ import { rngFor } from './rng.js';
 import { type Split, splitInteractions } from './split.js';
 import type { Tf } from './tf.js';
 import { cloneParams, initTowerParams, type TowerArch, type TowerParams, towerForwardFlops } from './tower.js';
-import { LocalTowerRunner, type TowerRunner, towerWorkerPath, WorkerTowerRunner } from './tower-runner.js';
+import { LocalTowerRunner, softmaxRows, type TowerRunner, towerWorkerPath, WorkerTowerRunner } from './tower-runner.js';
 
 export interface TrainConfig {
   /** Output embedding dimension. @default 128 */
@@ -181,7 +180,6 @@ export class TwoTowerStep {
     const d = this.user.arch.outputDim;
     const [u, v] = await Promise.all([this.user.forward(batch.user, b), this.item.forward(batch.item, b + batch.hardCount)]);
     const hardRow = batch.hardRow.slice(0, b);
-    const scores = this.mm.mm(u, transpose(v.subarray(0, b * d), b, d), b, d, b);
     const hardScores = new Float32Array(b);
     for (let r = 0; r < b; r++) {
       const h = hardRow[r];
@@ -193,23 +191,34 @@ export class TwoTowerStep {
       for (let c = 0; c < d; c++) s += u[r * d + c] * v[h * d + c];
       hardScores[r] = s;
     }
-    const sm = inBatchSoftmax({
-      scores,
+    // The softmax rows are split in two halves, always: the user tower's runner scores the second half (on its
+    // own thread when it has one) while this thread scores the first. Same split with one thread, same numbers.
+    const half = b >> 1;
+    const side = {
+      vPosT: transpose(v.subarray(0, b * d), b, d),
       b,
       temperature: this.cfg.temperature,
       logQ: this.cfg.logQCorrection ? batch.logQ.slice(0, b) : new Float32Array(b),
-      itemKey: batch.itemKey.subarray(0, b),
-      userKey: batch.userKey.subarray(0, b),
-      hardScores,
-    });
+      itemKey: batch.itemKey.slice(0, b),
+      userKey: batch.userKey.slice(0, b),
+    };
+    const second = this.user.softmaxRows({ ...side, rowStart: half, rows: b - half, hardScores: hardScores.slice(half) });
+    const first = softmaxRows(u, { ...side, rowStart: 0, rows: half, hardScores: hardScores.subarray(0, half) }, this.mm);
+    const rest = await second;
+    const g = new Float32Array(b * b);
+    g.set(first.gScores, 0);
+    g.set(rest.gScores, half * b);
+    const gHard = new Float32Array(b);
+    gHard.set(first.gHard, 0);
+    gHard.set(rest.gHard, half);
     this.step++;
     const backward = Promise.all([
-      this.user.backward({ coef: sm.gScores, b, other: v, gHard: sm.gHard, hardRow }, this.step, this.cfg.adam),
-      this.item.backward({ coef: sm.gScoresT, b, other: u, gHard: sm.gHard, hardRow }, this.step, this.cfg.adam),
+      this.user.backward({ coef: g.slice(), b, other: v, gHard, hardRow }, this.step, this.cfg.adam),
+      this.item.backward({ coef: g, b, other: u, gHard, hardRow }, this.step, this.cfg.adam),
     ]);
     during?.();
     await backward;
-    return sm.loss;
+    return first.loss + rest.loss;
   }
 
   /** FLOPs of a step of this shape (matmuls and bag sums; forward + backward ≈ 3 × forward). */

@@ -8,52 +8,53 @@
  *                                           B·q_j is its expected count in a batch: Yi et al. 2019, log-Q correction)
  *   z_ih = H_i / τ                         (the explicit negative: not sampled by popularity, so no correction)
  * Columns j ≠ i holding the same item as row i, or another positive of the same user, are masked (they are not
- * negatives). Loss = weighted mean over rows of −log softmax(z_i)_i.
+ * negatives). Loss = mean over rows of −log softmax(z_i)_i.
  *
  * Unfused in TF.js this is about a dozen kernels over B×B tensors (divide, subtract, mask select, max, exp, sum,
- * log, gather, and their gradients); here it is one read of S and one write of dL/dS.
+ * log, gather, and their gradients; measured ~5× slower on wasm than this loop); here it is one read of S and one
+ * write of dL/dS. Any contiguous block of rows can be computed on its own (the two halves of a batch run on two
+ * threads), and the result does not depend on how the rows were split.
  */
-import { transpose } from './matmul.js';
 
 export interface InBatchSoftmaxInput {
-  /** Raw dot products S[i, j] = u_i · v_j, row-major [b, b]. */
+  /** Raw dot products S[i, j] = u_i · v_j of rows [rowStart, rowStart + rows), row-major [rows, b]. */
   scores: Float32Array;
   b: number;
+  rowStart: number;
+  rows: number;
   temperature: number;
-  /** log(b · q_j) per column. */
+  /** log(b · q_j) per column (all b). */
   logQ: Float32Array;
-  /** Identity of the item in column j / the user of row i (masking). */
+  /** Identity of the item in column j / the user of row i (all b; masking). */
   itemKey: Int32Array;
   userKey: Int32Array;
-  /** u_i · n_i for rows with an explicit negative; NaN for rows without one. */
+  /** u_i · n_i for these rows; NaN for rows without an explicit negative. */
   hardScores: Float32Array;
-  /** Per-row weights (default 1). */
-  weights?: Float32Array;
 }
 
 export interface InBatchSoftmaxOutput {
+  /** This block's share of the batch loss (the block losses of a batch add up to the batch loss). */
   loss: number;
-  /** dL/dS [b, b] and its transpose [b, b] (both are multiplied by embeddings next). */
+  /** dL/dS for these rows, [rows, b]. */
   gScores: Float32Array;
-  gScoresT: Float32Array;
-  /** dL/dH_i (0 for rows without an explicit negative). */
+  /** dL/dH_i for these rows (0 for rows without an explicit negative). */
   gHard: Float32Array;
-  /** Share of rows whose positive outscored every other candidate. */
-  accuracy: number;
+  /** Rows whose positive outscored every other candidate. */
+  correct: number;
 }
 
-export function inBatchSoftmax(input: InBatchSoftmaxInput, scratch?: InBatchSoftmaxOutput): InBatchSoftmaxOutput {
-  const { scores, b, temperature, logQ, itemKey, userKey, hardScores, weights } = input;
+export function inBatchSoftmax(input: InBatchSoftmaxInput): InBatchSoftmaxOutput {
+  const { scores, b, rowStart, rows, temperature, logQ, itemKey, userKey, hardScores } = input;
   const invTau = 1 / temperature;
-  const g = scratch?.gScores.length === b * b ? scratch.gScores : new Float32Array(b * b);
-  const gh = scratch?.gHard.length === b ? scratch.gHard : new Float32Array(b);
+  const g = new Float32Array(rows * b);
+  const gh = new Float32Array(rows);
   const z = new Float64Array(b);
-  let wSum = 0;
-  for (let i = 0; i < b; i++) wSum += weights ? weights[i] : 1;
+  const wi = 1 / b;
   let loss = 0;
   let correct = 0;
-  for (let i = 0; i < b; i++) {
-    const ro = i * b;
+  for (let r = 0; r < rows; r++) {
+    const i = rowStart + r;
+    const ro = r * b;
     const ik = itemKey[i];
     const uk = userKey[i];
     let max = -Infinity;
@@ -66,8 +67,8 @@ export function inBatchSoftmax(input: InBatchSoftmaxInput, scratch?: InBatchSoft
       z[j] = v;
       if (v > max) max = v;
     }
-    const hasHard = !Number.isNaN(hardScores[i]);
-    const zh = hasHard ? hardScores[i] * invTau : -Infinity;
+    const hasHard = !Number.isNaN(hardScores[r]);
+    const zh = hasHard ? hardScores[r] * invTau : -Infinity;
     if (zh > max) max = zh;
     if (z[i] >= max) correct++;
     const zi = z[i];
@@ -80,13 +81,11 @@ export function inBatchSoftmax(input: InBatchSoftmaxInput, scratch?: InBatchSoft
     }
     const eh = hasHard ? Math.exp(zh - max) : 0;
     sum += eh;
-    const wi = (weights ? weights[i] : 1) / wSum;
     loss += wi * (max + Math.log(sum) - zi);
     const scale = (wi * invTau) / sum;
     for (let j = 0; j < b; j++) g[ro + j] = scale * z[j];
     g[ro + i] -= wi * invTau;
-    gh[i] = scale * eh;
+    gh[r] = scale * eh;
   }
-  const gT = transpose(g, b, b, scratch?.gScoresT.length === b * b ? scratch.gScoresT : undefined);
-  return { loss, gScores: g, gScoresT: gT, gHard: gh, accuracy: correct / b };
+  return { loss, gScores: g, gHard: gh, correct };
 }

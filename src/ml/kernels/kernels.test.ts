@@ -45,7 +45,7 @@ describe('kernels', () => {
     const userKey = Int32Array.from([0, 1, 2, 3, 1, 5]);
     const itemKey = Int32Array.from([10, 11, 12, 13, 14, 12]);
     const hardScores = Float32Array.from([0.3, Number.NaN, -0.2, 0.9, Number.NaN, 0.1]);
-    const out = inBatchSoftmax({ scores, b, temperature: tau, logQ, itemKey, userKey, hardScores });
+    const out = inBatchSoftmax({ scores, b, rowStart: 0, rows: b, temperature: tau, logQ, itemKey, userKey, hardScores });
 
     const mask = new Float32Array(b * b);
     for (let i = 0; i < b; i++) for (let j = 0; j < b; j++) mask[i * b + j] = i !== j && (userKey[i] === userKey[j] || itemKey[i] === itemKey[j]) ? -1e9 : 0;
@@ -68,7 +68,12 @@ describe('kernels', () => {
     expect(out.loss).toBeCloseTo(lossRef, 5);
     expect(maxDiff(out.gScores, gS)).toBeLessThan(1e-5);
     expect(maxDiff(out.gHard, gH)).toBeLessThan(1e-5);
-    expect(Array.from(out.gScoresT)).toEqual(Array.from(transpose(out.gScores, b, b)));
+    // any split into row blocks gives the same numbers (the two halves run on two threads)
+    const top = inBatchSoftmax({ scores: scores.subarray(0, 2 * b), b, rowStart: 0, rows: 2, temperature: tau, logQ, itemKey, userKey, hardScores: hardScores.subarray(0, 2) });
+    const rest = inBatchSoftmax({ scores: scores.subarray(2 * b), b, rowStart: 2, rows: b - 2, temperature: tau, logQ, itemKey, userKey, hardScores: hardScores.subarray(2) });
+    expect([...top.gScores, ...rest.gScores]).toEqual([...out.gScores]);
+    expect([...top.gHard, ...rest.gHard]).toEqual([...out.gHard]);
+    expect(top.loss + rest.loss).toBeCloseTo(out.loss, 12);
     // masked pairs get no gradient
     expect(out.gScores[1 * b + 4]).toBe(0);
     expect(out.gScores[5 * b + 2]).toBe(0);
