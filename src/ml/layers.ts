@@ -4,9 +4,11 @@
  * two-tower model (load-model.ts, embed, the Deno runtime) imports this module first. No Node APIs.
  *
  * - `AmMlWeightedBag` (inputs `[idx int32 [B,L], w float32 [B,L]]`, output `[B, E]`): Σ_j w[b,j] · T[idx[b,j]],
- *   one `embeddings` table `[vocabularySize, E]`. Row 0 is padding (weight 0).
+ *   one `embeddings` table `[vocabularySize, E]`. Row 0 is padding (weight 0). On cpu and wasm it runs as the
+ *   kernel of the same name (kernels/weighted-bag-kernel.ts, registered here); elsewhere as gather + sum.
  * - `AmMlL2Normalize`: x / sqrt(max(Σx², 1e-12)) over the last axis (as tf.math.l2_normalize).
  */
+import { registerWeightedBagKernel, WEIGHTED_BAG_KERNEL } from './kernels/weighted-bag-kernel.js';
 import { tf } from './tf.js';
 
 export const WEIGHTED_BAG_CLASS = 'AmMlWeightedBag';
@@ -46,7 +48,11 @@ export class WeightedBag extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const [idx, w] = inputs as tf.Tensor[];
-      const rows = tf.gather(this.embeddings!.read(), tf.cast(idx, 'int32')) as tf.Tensor3D; // [B, L, E]
+      const ids = tf.cast(idx, 'int32');
+      if (tf.getKernel(WEIGHTED_BAG_KERNEL, tf.getBackend())) {
+        return tf.engine().runKernel(WEIGHTED_BAG_KERNEL, { table: this.embeddings!.read(), idx: ids, w: tf.cast(w, 'float32') }, {}) as tf.Tensor;
+      }
+      const rows = tf.gather(this.embeddings!.read(), ids) as tf.Tensor3D; // [B, L, E]
       return tf.sum(tf.mul(rows, tf.expandDims(w, -1)), 1);
     });
   }
@@ -74,3 +80,4 @@ export class L2Normalize extends tf.layers.Layer {
 
 tf.serialization.registerClass(WeightedBag);
 tf.serialization.registerClass(L2Normalize);
+registerWeightedBagKernel(tf);

@@ -149,7 +149,8 @@ function bytesPerElement(dtype: string): number {
 export function predictTower(model: tf.LayersModel, arrays: readonly { dtype: string; shape: [number, number]; data: Int32Array | Float32Array }[]): Float32Array {
   const out = tf.tidy(() => {
     const xs = arrays.map((a) => tf.tensor(a.data, a.shape, a.dtype as 'int32' | 'float32'));
-    return model.predict(xs) as tf.Tensor;
+    // One batch: predict() otherwise slices the input into batches of 32 (4× slower end to end at 4096 rows).
+    return model.predict(xs, { batchSize: Math.max(1, arrays[0]?.shape[0] ?? 1) }) as tf.Tensor;
   });
   try {
     return out.dataSync() as Float32Array;

@@ -2,7 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { topK } from '../evaluate.js';
 import { Rng } from '../rng.js';
 import { initTf, tf } from '../tf.js';
+import { WeightedBag } from '../layers.js';
 import { inBatchSoftmax } from './in-batch-softmax.js';
+import { WEIGHTED_BAG_KERNEL } from './weighted-bag-kernel.js';
 import { jsMm, tfMatMul, transpose } from './matmul.js';
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -78,6 +80,26 @@ describe('kernels', () => {
     expect(out.gScores[1 * b + 4]).toBe(0);
     expect(out.gScores[5 * b + 2]).toBe(0);
   });
+
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`the AmMlWeightedBag kernel equals gather + weighted sum (${backend})`, async () => {
+      await initTf(backend);
+      const rng = new Rng(11);
+      const layer = new WeightedBag({ vocabularySize: 9, embeddingDim: 5 });
+      const idx = tf.tensor2d(Int32Array.from({ length: 12 }, () => rng.int(9)), [4, 3], 'int32');
+      const w = tf.tensor2d(Float32Array.from({ length: 12 }, () => rng.next()), [4, 3]);
+      const out = layer.apply([idx, w]) as tf.Tensor;
+      const table = Float32Array.from({ length: 45 }, () => rng.normal());
+      layer.setWeights([tf.tensor2d(table, [9, 5])]);
+      const mine = (layer.apply([idx, w]) as tf.Tensor).dataSync();
+      const ref = tf.tidy(() => tf.sum(tf.mul(tf.gather(tf.tensor2d(table, [9, 5]), idx), tf.expandDims(w, -1)), 1).dataSync());
+      expect(tf.getKernel(WEIGHTED_BAG_KERNEL, backend)).toBeDefined();
+      expect(maxDiff(mine, ref)).toBeLessThan(1e-6);
+      tf.dispose([idx, w, out]);
+      layer.dispose();
+      await initTf('cpu');
+    });
+  }
 
   it('topK keeps the best scores, ties by index, and skips -Infinity', () => {
     const s = Float32Array.from([0.5, 0.9, -Infinity, 0.9, 0.1, 0.7]);
