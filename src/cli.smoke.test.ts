@@ -4,7 +4,7 @@
  * Later commands add their smoke cases here.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyDataset } from './testing/synthetic-data.js';
@@ -89,6 +89,47 @@ describe('bin/am-ml.js', () => {
     expect(jsonDoc(gated.stdout)).toMatchObject({ ok: false, command: 'train', error: { code: 'GATE_FAILED', exitCode: 4 } });
     expect(existsSync(path.join(dir.path, 'runs', 'gated', 'manifest.json'))).toBe(true);
     expect(amMl(['train', '--json']).code).toBe(2);
+  });
+
+  it('publish, models, rollback --json on the local store: one document each, the documented exit codes', async () => {
+    const { writeModelFolder } = await import('./testing/model-folder.js');
+    await writeModelFolder(dir.join('runs/a'), { seed: 1 });
+    await writeModelFolder(dir.join('runs/b'), { seed: 2 });
+    expect(jsonDoc(amMl(['publish', 'runs/a', '--version', 'v1', '--json']).stdout)).toMatchObject({ command: 'publish', ok: true, result: { version: 'v1', activated: true } });
+    expect(amMl(['publish', 'runs/b', '--version', 'v2', '--json']).code).toBe(0);
+    const list = amMl(['models', '--json']);
+    expect(jsonDoc(list.stdout)).toMatchObject({ command: 'models list', ok: true, result: { current: 'v2', previous: 'v1' } });
+    const back = amMl(['rollback', '--json']);
+    expect(back.code).toBe(0);
+    expect(jsonDoc(back.stdout).result).toMatchObject({ from: 'v2', to: 'v1', changed: true });
+    expect(jsonDoc(amMl(['models', 'verify', '--json']).stdout)).toMatchObject({ command: 'models verify', ok: true, result: { ok: true } });
+    const exists = amMl(['publish', 'runs/b', '--version', 'v2', '--json']);
+    expect(exists.code).toBe(6);
+    expect(jsonDoc(exists.stdout).error.code).toBe('VERSION_EXISTS');
+    expect(amMl(['rollback', '--to', 'nope', '--json']).code).toBe(6);
+  });
+
+  it('export and validate --json: one document each; exit 0 when equal, 4 on refused layers or a mismatch, 2 on a damaged file', () => {
+    const keras = path.join(REPO_ROOT, 'fixtures', 'keras');
+    const ok = amMl(['export', path.join(keras, 'generated', 'lambda_l2.keras'), '--out', 'exp', '--validate', '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    const doc = jsonDoc(ok.stdout);
+    expect(doc).toMatchObject({ ok: true, command: 'export', result: { model: 'lambda_l2', customLayers: ['AmMlL2Normalize'], validation: { ok: true } } });
+
+    const refused = amMl(['export', path.join(keras, 'fastmachinelearning__example-models__qkeras-v3_3layer.keras'), '--out', 'q', '--json']);
+    expect(refused.code).toBe(4);
+    expect(jsonDoc(refused.stdout)).toMatchObject({ ok: false, error: { code: 'KERAS_UNSUPPORTED_LAYERS', exitCode: 4 } });
+
+    const damaged = amMl(['export', path.join(keras, 'fastmachinelearning__example-models__KERAS_3layer.json'), '--weights', BIN, '--out', 'd', '--json']);
+    expect(damaged.code).toBe(2);
+    expect(jsonDoc(damaged.stdout).error.code).toBe('KERAS_INPUT_UNREADABLE');
+
+    const golden = JSON.parse(readFileSync(path.join(keras, 'generated', 'lambda_l2.golden.json'), 'utf8'));
+    golden.outputs[0][0][0] += 0.5;
+    writeFileSync(path.join(dir.path, 'bad-golden.json'), JSON.stringify(golden));
+    const mismatch = amMl(['validate', 'exp', '--golden', 'bad-golden.json', '--json']);
+    expect(mismatch.code).toBe(4);
+    expect(jsonDoc(mismatch.stdout)).toMatchObject({ command: 'validate', result: { ok: false, report: { golden: [{ ok: false }] } } });
   });
 
   it('ends quietly when stdout is closed early (EPIPE)', async () => {

@@ -3,7 +3,7 @@
  * `./commands/<name>.js`, so `am-ml --help` stays fast and commands that do not need TensorFlow never load it.
  * This is also the only place that catches errors, maps them to exit codes and prints them.
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Help, InvalidArgumentError, Option } from 'commander';
 import type { CommonOptions } from './commands/common.js';
 import { type AmMlError, EXIT, InterruptedError, redact, toAmMlError, UsageError } from './errors.js';
 import { emitJson, jsonFailure, jsonSuccess } from './output/json.js';
@@ -140,7 +140,14 @@ export function buildProgram(io: CliIo, state: { exitCode: number; abort: AbortC
   program
     .name('am-ml')
     .description('ML-ops for the Two-Tower video recommender: sync the DMM catalog, train, export, publish, embed.')
-    .version(AMML_VERSION, '-V, --version')
+    // `-V, --version` is answered in main() before parsing: registered here, commander would take `--version`
+    // anywhere on the line, also `publish --version <id>`. The help still lists it.
+    .configureHelp({
+      visibleOptions(cmd) {
+        const shown = Help.prototype.visibleOptions.call(this, cmd);
+        return cmd.parent ? shown : [new Option('-V, --version', 'output the version number'), ...shown];
+      },
+    })
     .option('--json', 'print exactly one JSON document on stdout (also on failure); no progress output')
     .option('-q, --quiet', 'no progress output; only the result and errors')
     .option('-v, --verbose', 'more detail on stderr (debug lines, stack traces)')
@@ -229,6 +236,177 @@ function registerCommands(program: Command, action: ActionFactory): void {
       }),
     );
 
+  const nameOption = () => new Option('--name <name>', 'model name: the folder under the store root').default('two_tower');
+  const reloadOptions = (c: Command) =>
+    c
+      .option('--reload-function <name>', 'Edge Function told to load the new current version (supabase:// stores)', 'reload_models')
+      .option('--no-reload', 'do not call the Edge Function after the pointer moves');
+  /** Exit 5 when the pointer moved but the Edge Functions did not confirm the reload (the move itself stands). */
+  const reloadExit = (r: { reload?: { ok: boolean } }) => (r.reload && !r.reload.ok ? EXIT.EXTERNAL : EXIT.OK);
+
+  reloadOptions(
+    program
+      .command('publish')
+      .description('upload a model folder (train run or export output) as an immutable version, verify it, and make it current')
+      .argument('<model-dir>', 'folder with manifest.json (written by `am-ml train` or `am-ml export`)')
+      .addOption(nameOption())
+      .option('--version <id>', 'version id (default: a sortable UTC timestamp, e.g. 20261122T091500Z)')
+      .option('--no-activate', 'upload and verify, but leave current where it is')
+      .option('--gate <expr>', 'refuse unless the metric passes, e.g. "recall@100>=0.2" (repeatable)', collect)
+      .option('--gate-vs-current <metric>', "refuse unless the metric is at least the current version's (repeatable)", collect)
+      .option('--force', 'publish even though a gate failed (needs --reason)')
+      .option('--reason <text>', 'why the gate is overridden; recorded in the manifest')
+      .option('--notes <text>', 'release notes, stored with the version')
+      .option('--dry-run', 'check the folder, gates and store without writing anything'),
+  )
+    .addHelpText(
+      'after',
+      `
+Order: check every file's sha256 → gates → upload (parallel, retried) → list back sizes → download and hash every
+file → write manifest.json → move current.json (refused with exit 6 if it moved meanwhile) → reload Edge Functions.
+A crash at any point leaves the previous current version served and complete.
+Exit codes: 4 gate refused or damaged folder, 5 storage failure or failed reload (the publish itself stands), 6 version
+exists or current moved during the publish.
+
+Examples:
+  am-ml publish runs/20261122T091500Z
+  am-ml publish runs/20261122T091500Z --gate "recall@100>=0.2" --gate-vs-current recall@100 --notes "new genres"
+  am-ml publish export/out --version 20261122-keras --no-activate
+  am-ml --store supabase://models/two_tower_prod publish runs/latest --force --reason "hotfix for empty recs"
+`,
+    )
+    .action(
+      action('publish', async (common, f, args) => {
+        const m = await import('./commands/publish.js');
+        const result = await m.publish({
+          ...common,
+          modelDir: args[0],
+          name: f.name as string,
+          version: f.version as string | undefined,
+          activate: f.activate !== false,
+          gate: f.gate as string[] | undefined,
+          gateVsCurrent: f.gateVsCurrent as string[] | undefined,
+          force: Boolean(f.force),
+          reason: f.reason as string | undefined,
+          notes: f.notes as string | undefined,
+          reloadFunction: f.reloadFunction as string,
+          reload: f.reload !== false,
+          dryRun: Boolean(f.dryRun),
+        });
+        return { result, text: m.formatPublish(result), exitCode: reloadExit(result) };
+      }),
+    );
+
+  const models = program.command('models').description('list, verify and prune the stored model versions');
+  models
+    .command('list', { isDefault: true })
+    .description('versions with status (complete / incomplete / corrupt), current, previous, size, dates and metrics')
+    .addOption(nameOption())
+    .option('--check', 'exit 4 unless current is the newest complete version')
+    .addHelpText('after', '\nExamples:\n  am-ml models\n  am-ml models list --json\n  am-ml models --check   # exit 4 unless current is the newest complete version\n  am-ml --store supabase://models/prod models\n')
+    .action(
+      action('models list', async (common, f) => {
+        const m = await import('./commands/models.js');
+        const result = await m.modelsList({ ...common, name: f.name as string });
+        return { result, text: m.formatModelsList(result), exitCode: f.check && !result.currentIsNewest ? EXIT.VALIDATION : EXIT.OK };
+      }),
+    );
+  reloadOptions(
+    models
+      .command('verify')
+      .description('re-hash every file of every version (or of one); exit 4 when something is damaged')
+      .argument('[version]', 'only this version')
+      .addOption(nameOption())
+      .option('--repair', 'if current is damaged, point it at the newest complete version (and reload the Edge Functions)')
+      .option('--dry-run', 'with --repair: say what would move, write nothing'),
+  )
+    .addHelpText(
+      'after',
+      `
+Exit code 0 when current (and every version with a manifest) verifies; with --repair, 0 when current is sound after the
+repair. Versions without a manifest are unfinished publishes: listed as incomplete, never current.
+
+Examples:
+  am-ml models verify
+  am-ml models verify 20261122T091500Z
+  am-ml models verify --repair
+`,
+    )
+    .action(
+      action('models verify', async (common, f, args) => {
+        const m = await import('./commands/models.js');
+        const result = await m.modelsVerify({
+          ...common,
+          name: f.name as string,
+          version: args[0],
+          repair: Boolean(f.repair),
+          dryRun: Boolean(f.dryRun),
+          reloadFunction: f.reloadFunction as string,
+          reload: f.reload !== false,
+        });
+        const exitCode = !result.ok ? EXIT.VALIDATION : reloadExit(result);
+        return { result, text: m.formatModelsVerify(result), exitCode };
+      }),
+    );
+  models
+    .command('prune')
+    .description('remove all but the newest N complete versions; never current or its predecessor')
+    .requiredOption('--keep <n>', 'how many of the newest complete versions to keep', parseIntFlag(1, 100000))
+    .addOption(nameOption())
+    .option('--dry-run', 'list what would be removed')
+    .addHelpText(
+      'after',
+      `
+Unfinished versions (no manifest) are removed once idle for an hour; younger ones may still be uploading.
+
+Examples:
+  am-ml models prune --keep 5 --dry-run
+  am-ml models prune --keep 5
+`,
+    )
+    .action(
+      action('models prune', async (common, f) => {
+        const m = await import('./commands/models.js');
+        const result = await m.modelsPrune({ ...common, name: f.name as string, keep: f.keep as number, dryRun: Boolean(f.dryRun) });
+        return { result, text: m.formatModelsPrune(result) };
+      }),
+    );
+
+  reloadOptions(
+    program
+      .command('rollback')
+      .description('point current back at the previous current (or --to any complete version); only the pointer moves')
+      .option('--to <version>', 'target version (default: the previous current)')
+      .addOption(nameOption())
+      .option('--dry-run', 'verify the target and say what would move, write nothing'),
+  )
+    .addHelpText(
+      'after',
+      `
+The target is re-hashed first; a missing target exits 6, a damaged one exits 4, and current stays where it is. Nothing
+is deleted. Afterwards, re-embed users and items with the target version.
+
+Examples:
+  am-ml rollback
+  am-ml rollback --to 20261120T080000Z
+  am-ml --store supabase://models/prod rollback --reload-function reload_models
+`,
+    )
+    .action(
+      action('rollback', async (common, f) => {
+        const m = await import('./commands/rollback.js');
+        const result = await m.rollback({
+          ...common,
+          to: f.to as string | undefined,
+          name: f.name as string,
+          dryRun: Boolean(f.dryRun),
+          reloadFunction: f.reloadFunction as string,
+          reload: f.reload !== false,
+        });
+        return { result, text: m.formatRollback(result), exitCode: reloadExit(result) };
+      }),
+    );
+
   program
     .command('doctor')
     .description('check the TF backend, database, schema, embedding columns, model store and credentials')
@@ -243,6 +421,7 @@ function registerCommands(program: Command, action: ActionFactory): void {
     );
 
   registerTrain(program, action);
+  registerKerasCommands(program, action);
 }
 
 const TRAIN_HELP = `
@@ -343,6 +522,93 @@ function registerTrain(program: Command, action: ActionFactory): void {
     );
 }
 
+/** `export` and `validate`: Keras → TF.js conversion and its proof (issue 5). */
+function registerKerasCommands(program: Command, action: ActionFactory): void {
+  const exitCodes =
+    '\nExit codes: 0 ok; 2 bad flags or an unreadable input (not a Keras file, damaged or truncated HDF5/zip, unsafe zip member names,\n' +
+    'weights-only .h5 without topology); 4 the model cannot be converted as it is (unsupported layers, weights that disagree with the\n' +
+    'config, sizes over the limits) or validation found a mismatch. Nothing is written unless everything succeeded.\n';
+  program
+    .command('export')
+    .description('convert a Keras model (.keras, .h5, or topology .json + weights .h5) into a TF.js layers-model folder, optionally proven equal')
+    .argument('<model>', 'model.keras (Keras 3), model.h5 (Keras 2 or 3), or a topology .json (with --weights)')
+    .option('--weights <file>', 'weights-only .h5 (save_weights) for a topology .json')
+    .option('--out <dir>', 'output folder: model.json, group1-shard*.bin, manifest.json (must not exist or be empty, unless --force)')
+    .option('--validate', 'prove the result equal: weights round trip, strict load, reference forward pass layer by layer, tensor-leak check')
+    .option('--golden <file>', 'golden JSON (inputs + expected outputs from the training side) to compare with; repeatable; needs --validate', collect)
+    .option('--tolerance <x>', 'relative tolerance for --validate (default 1e-4; scaled with depth)', parseFloatFlag(0, 1))
+    .addOption(new Option('--quantize <dtype>', 'store weights as float16 or uint8 (the accuracy change is reported)').choices(['float16', 'uint8']))
+    .option('--shard-size-bytes <n>', 'weight shard size in bytes (default 4194304)', parseIntFlag(1024, 2 ** 31 - 1))
+    .option('--tower <layer>', 'export one tower of a two-tower model (a nested model layer, or the layer that ends a branch)')
+    .option('--list-towers', 'list the towers of a two-tower model and write nothing')
+    .option('--map-lambda <layer=fn:axis=n>', 'run a Lambda layer as an L2 normalisation: <layer>=l2_normalize:axis=-1[:epsilon=1e-12] (tf) or normalize:axis=-1 (keras.ops); repeatable', collect)
+    .option('--force', 'replace an existing output folder')
+    .option('--dry-run', 'convert (and validate) in memory; write nothing')
+    .addOption(new Option('--backend <name>', 'TF.js backend for --validate (default cpu)').choices(['cpu', 'wasm', 'node', 'auto']))
+    .addHelpText(
+      'after',
+      `${exitCodes}\nExamples:\n  am-ml export user_tower_768.keras --out models/user --validate\n  am-ml export full_model_768.keras --list-towers\n` +
+        '  am-ml export full_model_768.h5 --tower user_tower --out models/user --validate --golden user_golden.json\n' +
+        '  am-ml export model.json --weights weights.h5 --out out/ --quantize float16 --validate\n',
+    )
+    .action(
+      action('export', async (common, f, args) => {
+        const m = await import('./commands/export.js');
+        const result = await m.exportModel({
+          ...common,
+          input: args[0],
+          weights: f.weights as string | undefined,
+          out: f.out as string | undefined,
+          validate: Boolean(f.validate),
+          golden: f.golden as string[] | undefined,
+          tolerance: f.tolerance as number | undefined,
+          quantize: f.quantize as 'float16' | 'uint8' | undefined,
+          shardSizeBytes: f.shardSizeBytes as number | undefined,
+          tower: f.tower as string | undefined,
+          listTowers: Boolean(f.listTowers),
+          mapLambda: f.mapLambda as string[] | undefined,
+          force: Boolean(f.force),
+          dryRun: Boolean(f.dryRun),
+          backend: f.backend as 'cpu' | 'wasm' | 'node' | 'auto' | undefined,
+        });
+        return { result, text: m.formatExport(result) };
+      }),
+    );
+
+  program
+    .command('validate')
+    .description('prove a TF.js model folder equal to its Keras source (reference forward pass) and/or golden outputs; exit 4 if not')
+    .argument('<dir>', 'TF.js layers-model folder (model.json + shards)')
+    .option('--against <file>', 'the Keras source: model.keras, model.h5, or topology .json (with --weights)')
+    .option('--weights <file>', 'weights-only .h5 for a topology .json given to --against')
+    .option('--golden <file>', 'golden JSON: {"inputs", "input_order", "outputs", "output_names"}; repeatable', collect)
+    .option('--tolerance <x>', 'relative tolerance (default 1e-4; scaled with depth)', parseFloatFlag(0, 1))
+    .option('--batch <n>', 'rows of generated inputs for the reference pass (default 16)', parseIntFlag(1, 4096))
+    .option('--map-lambda <layer=fn:axis=n>', 'as for export, when the model was exported with --map-lambda', collect)
+    .addOption(new Option('--backend <name>', 'TF.js backend (default cpu)').choices(['cpu', 'wasm', 'node', 'auto']))
+    .addHelpText(
+      'after',
+      `${exitCodes}\nExamples:\n  am-ml validate models/user --against user_tower_768.keras\n  am-ml validate models/user --golden user_golden.json --tolerance 1e-5 --json\n`,
+    )
+    .action(
+      action('validate', async (common, f, args) => {
+        const m = await import('./commands/validate.js');
+        const { result, exitCode } = await m.validate({
+          ...common,
+          dir: args[0],
+          against: f.against as string | undefined,
+          weights: f.weights as string | undefined,
+          golden: f.golden as string[] | undefined,
+          tolerance: f.tolerance as number | undefined,
+          batch: f.batch as number | undefined,
+          mapLambda: f.mapLambda as string[] | undefined,
+          backend: f.backend as 'cpu' | 'wasm' | 'node' | 'auto' | undefined,
+        });
+        return { result, text: m.formatValidate(result), exitCode };
+      }),
+    );
+}
+
 /**
  * Run the CLI and return the exit code. `bin/am-ml.js` calls this; tests call it in process with their own io.
  */
@@ -366,6 +632,10 @@ export async function main(argv: string[] = process.argv, partialIo: Partial<Cli
       process.exit(EXIT.INTERRUPTED);
     }
   };
+  if (isVersionRequest(argv)) {
+    io.stdout.write(`${AMML_VERSION}\n`);
+    return EXIT.OK;
+  }
   if (io.handleSignals) process.on('SIGINT', onSigint);
   try {
     const program = buildProgram(io, state);
@@ -396,6 +666,18 @@ export async function main(argv: string[] = process.argv, partialIo: Partial<Cli
 
 const GLOBAL_FLAGS_WITH_VALUE = new Set(['--config', '--db', '--store']);
 
+/** `am-ml --version` / `am-ml -V` (before any command word; after one, `--version` is that command's flag). */
+function isVersionRequest(argv: string[]): boolean {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--version' || a === '-V') return true;
+    if (GLOBAL_FLAGS_WITH_VALUE.has(a)) i++;
+    else if (!a.startsWith('-')) return false;
+  }
+  return false;
+}
+
 /** Best guess at the command name for JSON errors raised before an action ran (`db migrate`, `train`). */
 function commandNameOf(argv: string[]): string {
   const words: string[] = [];
@@ -409,5 +691,7 @@ function commandNameOf(argv: string[]): string {
     if (a.startsWith('-')) continue;
     words.push(a);
   }
-  return words[0] === 'db' && words[1] ? `db ${words[1]}` : (words[0] ?? '');
+  if (words[0] === 'db' && words[1]) return `db ${words[1]}`;
+  if (words[0] === 'models') return `models ${['verify', 'prune'].includes(words[1]) ? words[1] : 'list'}`;
+  return words[0] ?? '';
 }

@@ -18,6 +18,9 @@ export interface DoctorOptions extends CommonOptions {
   tf?: boolean;
 }
 
+/** Doctor should answer quickly: two attempts, not a publish's patience. */
+const DOCTOR_RETRY_POLICY = { attempts: 2, baseDelayMs: 200, maxDelayMs: 400 };
+
 export interface DoctorCheck {
   name: string;
   ok: boolean;
@@ -126,7 +129,7 @@ export async function doctor(opts: DoctorOptions = {}): Promise<DoctorResult> {
     }
 
     result.store = { url: config.modelStore };
-    checks.push(await checkStore(config.modelStore, cwd, opts.env ?? process.env));
+    checks.push(...(await checkStore(config.modelStore, cwd, opts)));
   }
 
   for (const [name, present] of Object.entries(result.credentials)) {
@@ -143,29 +146,51 @@ export async function doctor(opts: DoctorOptions = {}): Promise<DoctorResult> {
   return result;
 }
 
-async function checkStore(url: string, cwd: string, env: NodeJS.ProcessEnv): Promise<DoctorCheck> {
+/** Reach the model store for real (a supabase:// store is listed, not just checked for env vars) and read its pointer. */
+async function checkStore(url: string, cwd: string, opts: DoctorOptions): Promise<DoctorCheck[]> {
   if (url.startsWith('file://')) {
     const dir = resolveUrlPath(url, cwd);
     try {
       accessSync(dir, constants.W_OK);
-      return { name: 'model-store', ok: true, needed: true, detail: `${dir} is writable` };
     } catch {
-      return {
-        name: 'model-store',
-        ok: false,
-        needed: true,
-        detail: `${dir} does not exist or is not writable`,
-        hint: 'Run `am-ml init`, or point --store / AMML_MODEL_STORE at a writable folder.',
-      };
+      return [
+        {
+          name: 'model-store',
+          ok: false,
+          needed: true,
+          detail: `${dir} does not exist or is not writable`,
+          hint: 'Run `am-ml init`, or point --store / AMML_MODEL_STORE at a writable folder.',
+        },
+      ];
     }
   }
-  const present = Boolean(env.SUPABASE_URL && env.SUPABASE_SERVICE_ROLE_KEY);
-  return {
-    name: 'model-store',
-    ok: present,
-    needed: true,
-    detail: present ? `${url} configured` : `${url} needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY`,
-  };
+  const { openModelStore, registryContext, DEFAULT_MODEL_NAME } = await import('./store.js');
+  const { readCurrent } = await import('../registry/registry.js');
+  let opened;
+  let entries: number;
+  try {
+    opened = await openModelStore({ ...opts, reporter: undefined }, { retry: DOCTOR_RETRY_POLICY, onRetry: () => {} });
+    entries = (await opened.store.list('', { recursive: false, signal: opts.signal })).length;
+  } catch (err) {
+    const c = failed('model-store', err);
+    c.detail = `${url}: ${c.detail}`;
+    return [c];
+  }
+  const checks: DoctorCheck[] = [
+    { name: 'model-store', ok: true, needed: true, detail: `${opened.store.url} reachable (${entries} entr${entries === 1 ? 'y' : 'ies'} at the top)` },
+  ];
+  try {
+    const cur = await readCurrent(registryContext(opened, opts, DEFAULT_MODEL_NAME));
+    checks.push({
+      name: 'model-current',
+      ok: true,
+      needed: false,
+      detail: cur.pointer ? `${DEFAULT_MODEL_NAME} ${cur.pointer.current.version} (since ${cur.pointer.current.activatedAt})` : `no ${DEFAULT_MODEL_NAME} version published yet`,
+    });
+  } catch (err) {
+    checks.push(failed('model-current', err));
+  }
+  return checks;
 }
 
 export function formatDoctor(r: DoctorResult): string {

@@ -44,7 +44,7 @@ export const TensorSpecSchema = z.object({
 export type TensorSpec = z.infer<typeof TensorSpecSchema>;
 
 export const TowerSpecSchema = z.object({
-  /** Folder with the TF.js layers model (`model.json` + shards), relative to the model folder. */
+  /** Folder with the TF.js layers model (`model.json` + shards), relative to the model folder; `.` is the folder itself (exports). */
   path: RelativePathSchema,
   inputs: z.array(TensorSpecSchema).min(1),
   outputs: z.array(TensorSpecSchema).min(1),
@@ -106,8 +106,9 @@ export const ModelManifestSchema = z
       paths.add(f.path);
     }
     for (const [name, t] of Object.entries(m.towers)) {
-      if (![...paths].some((p) => p === `${t.path}/model.json`)) {
-        ctx.addIssue({ code: 'custom', message: `tower ${name}: ${t.path}/model.json is not in files`, path: ['towers', name] });
+      const modelJson = t.path === '.' ? 'model.json' : `${t.path}/model.json`;
+      if (!paths.has(modelJson)) {
+        ctx.addIssue({ code: 'custom', message: `tower ${name}: ${modelJson} is not in files`, path: ['towers', name] });
       }
     }
     if (m.kind === 'two-tower') {

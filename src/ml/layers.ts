@@ -6,14 +6,21 @@
  * - `AmMlWeightedBag` (inputs `[idx int32 [B,L], w float32 [B,L]]`, output `[B, E]`): Σ_j w[b,j] · T[idx[b,j]],
  *   one `embeddings` table `[vocabularySize, E]`. Row 0 is padding (weight 0). On cpu and wasm it runs as the
  *   kernel of the same name (kernels/weighted-bag-kernel.ts, registered here); elsewhere as gather + sum.
- * - `AmMlL2Normalize`: x / sqrt(max(Σx², 1e-12)) over the last axis (as tf.math.l2_normalize).
+ * - `AmMlL2Normalize` (the runtime's class, `src/ml/runtime/layers.ts`, shared with `am-ml export`), with axis −1 and
+ *   maxInverseNorm 1e6: x · min(rsqrt(Σx²), 1e6) = x / sqrt(max(Σx², 1e-12)), as the training code normalises.
+ * Importing this module also registers the runtime's classes (`am-ml/runtime`).
  */
 import { registerWeightedBagKernel, WEIGHTED_BAG_KERNEL } from './kernels/weighted-bag-kernel.js';
+import { AmMlL2Normalize, registerAmMlLayers } from './runtime/index.js';
 import { tf } from './tf.js';
 
 export const WEIGHTED_BAG_CLASS = 'AmMlWeightedBag';
-export const L2_NORMALIZE_CLASS = 'AmMlL2Normalize';
+export const L2_NORMALIZE_CLASS = AmMlL2Normalize.className;
 export const CUSTOM_LAYER_CLASSES = [WEIGHTED_BAG_CLASS, L2_NORMALIZE_CLASS];
+/** tf.math.l2_normalize(ε = 1e-12) as AmMlL2Normalize computes it: x · min(rsqrt(Σx²), 1/√ε). */
+export const L2_MAX_INVERSE_NORM = 1e6;
+
+export { AmMlL2Normalize };
 
 type Kwargs = Record<string, unknown>;
 type LayerArgs = ConstructorParameters<typeof tf.layers.Layer>[0];
@@ -62,22 +69,6 @@ export class WeightedBag extends tf.layers.Layer {
   }
 }
 
-export class L2Normalize extends tf.layers.Layer {
-  static className = L2_NORMALIZE_CLASS;
-
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
-    return inputShape as tf.Shape;
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      const sq = tf.sum(tf.square(x), -1, true);
-      return tf.mul(x, tf.rsqrt(tf.maximum(sq, 1e-12)));
-    });
-  }
-}
-
+registerAmMlLayers();
 tf.serialization.registerClass(WeightedBag);
-tf.serialization.registerClass(L2Normalize);
 registerWeightedBagKernel(tf);

@@ -8,7 +8,7 @@
  *   → `dense_1` … `dense_h` (ReLU) → `dense_out` (linear, `dim`) → `l2_normalize` (AmMlL2Normalize)
  */
 import { type FeatureSpec, type TowerInputSpec, type TowerName, towerBags, towerInputSpecs } from './features/index.js';
-import { L2Normalize, WeightedBag } from './layers.js';
+import { AmMlL2Normalize, L2_MAX_INVERSE_NORM, WeightedBag } from './layers.js';
 import { tf } from './tf.js';
 import type { TowerArch, TowerParams } from './tower.js';
 
@@ -48,7 +48,7 @@ export function buildTowerModel(spec: FeatureSpec, tower: TowerName, arch: Tower
     x = tf.layers.dense({ name: `dense_${k + 1}`, units, activation: 'relu' }).apply(x) as tf.SymbolicTensor;
   });
   x = tf.layers.dense({ name: 'dense_out', units: arch.outputDim, activation: 'linear' }).apply(x) as tf.SymbolicTensor;
-  const out = new L2Normalize({ name: 'l2_normalize' }).apply(x) as tf.SymbolicTensor;
+  const out = new AmMlL2Normalize({ name: 'l2_normalize', axis: -1, maxInverseNorm: L2_MAX_INVERSE_NORM }).apply(x) as tf.SymbolicTensor;
   const model = tf.model({ inputs, outputs: out, name: `${tower}_tower` });
   if (params) setTowerWeights(model, arch, params);
   return model;

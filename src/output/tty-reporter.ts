@@ -24,9 +24,11 @@ export function ttyReporter(opts: TtyReporterOptions = {}): Reporter {
   const stream = opts.stream ?? process.stderr;
   const plain = opts.plain ?? !stream.isTTY;
   const now = opts.now ?? Date.now;
-  const write = (line: string) => stream.write(`${redact(line)}\n`);
   const spinners = new Set<Ora>();
   const bars = new Set<cliProgress.SingleBar>();
+  let multi: cliProgress.MultiBar | undefined;
+  // While bars are drawn, lines go through the MultiBar's log so they appear above the bars, not through them.
+  const write = (line: string) => (multi ? multi.log(`${redact(line)}\n`) : stream.write(`${redact(line)}\n`));
 
   const phase = (text: string): PhaseHandle => {
     if (plain) {
@@ -85,17 +87,15 @@ export function ttyReporter(opts: TtyReporterOptions = {}): Reporter {
         },
       };
     }
-    const bar = new cliProgress.SingleBar(
-      {
-        stream,
-        format: `${label} [{bar}] {percentage}% | {value}/{total}${unit ? ` ${unit}` : ''} | ETA {eta_formatted} {info}`,
-        hideCursor: true,
-        clearOnComplete: false,
-        etaBuffer: 50,
-      },
+    // All bars share one MultiBar, so concurrent work (one bar per uploading file) renders as stacked lines
+    // instead of bars overwriting each other.
+    multi ??= new cliProgress.MultiBar(
+      { stream, hideCursor: true, clearOnComplete: false, etaBuffer: 50, format: '{bar}' },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(max, 0, { info: '' });
+    const bar = multi.create(max, 0, { info: '' }, {
+      format: `${label} [{bar}] {percentage}% | {value}/{total}${unit ? ` ${unit}` : ''} | ETA {eta_formatted} {info}`,
+    });
     bars.add(bar);
     let lastRender = 0;
     return {
@@ -110,8 +110,16 @@ export function ttyReporter(opts: TtyReporterOptions = {}): Reporter {
         bar.setTotal(t);
       },
       stop: () => {
+        if (!bars.delete(bar)) return;
         bar.stop();
-        bars.delete(bar);
+        if (bars.size === 0) {
+          // The last bar leaves the final frame on screen.
+          multi?.stop();
+          multi = undefined;
+        } else {
+          // A finished bar among running ones (one file of an upload) makes room for the others.
+          multi?.remove(bar);
+        }
       },
     };
   };
@@ -127,6 +135,8 @@ export function ttyReporter(opts: TtyReporterOptions = {}): Reporter {
     close: () => {
       for (const s of spinners) s.stop();
       for (const b of bars) b.stop();
+      multi?.stop();
+      multi = undefined;
       spinners.clear();
       bars.clear();
     },
