@@ -30,9 +30,26 @@ export interface BackwardInput {
  * as (Uᵀ·G)ᵀ so the b×b matrix is never transposed, and gV[hardRow[r]] += gHard[r] · U[r]. `rows` is the tower's
  * row count (b for users, b + negatives for items).
  */
-export function towerGradient(role: 'user' | 'item', input: BackwardInput, rows: number, d: number, mm: MatMul): Float32Array {
+/** Reusable buffers for `towerGradient` (grown on demand). */
+export class GradientScratch {
+  private bufs: Float32Array[] = [new Float32Array(0), new Float32Array(0), new Float32Array(0)];
+  take(i: number, n: number): Float32Array {
+    if (this.bufs[i].length < n) this.bufs[i] = new Float32Array(n);
+    return this.bufs[i].subarray(0, n);
+  }
+}
+
+export function towerGradient(
+  role: 'user' | 'item',
+  input: BackwardInput,
+  rows: number,
+  d: number,
+  mm: MatMul,
+  scratch = new GradientScratch(),
+): Float32Array {
   const { coef, b, other, gHard, hardRow } = input;
-  const gz = new Float32Array(rows * d);
+  const gz = scratch.take(0, rows * d);
+  gz.fill(0);
   if (role === 'user') {
     mm.mm(coef, other.subarray(0, b * d), b, b, d, gz.subarray(0, b * d));
     for (let r = 0; r < b; r++) {
@@ -42,7 +59,7 @@ export function towerGradient(role: 'user' | 'item', input: BackwardInput, rows:
       for (let c = 0; c < d; c++) gz[r * d + c] += g * other[h * d + c];
     }
   } else {
-    const gvT = mm.mm(transpose(other.subarray(0, b * d), b, d), coef, d, b, b);
+    const gvT = mm.mm(transpose(other.subarray(0, b * d), b, d, scratch.take(1, b * d)), coef, d, b, b, scratch.take(2, b * d));
     transpose(gvT, d, b, gz.subarray(0, b * d));
     for (let r = 0; r < b; r++) {
       const h = hardRow[r];
@@ -60,23 +77,32 @@ export interface SoftmaxRowsInput extends Omit<InBatchSoftmaxInput, 'scores'> {
   vPosT: Float32Array;
 }
 
-/** Score rows [rowStart, rowStart + rows) of `u` (all b user embeddings) against V⁺ and run the fused softmax. */
-export function softmaxRows(u: Float32Array, input: SoftmaxRowsInput, mm: MatMul): InBatchSoftmaxOutput {
+/**
+ * Score rows [rowStart, rowStart + rows) of `u` (all b user embeddings) against V⁺ and run the fused softmax;
+ * `scores` is scratch for S, `out` receives dL/dS of these rows.
+ */
+export function softmaxRows(
+  u: Float32Array,
+  input: SoftmaxRowsInput,
+  mm: MatMul,
+  scores?: Float32Array,
+  out?: Float32Array,
+): InBatchSoftmaxOutput {
   const d = u.length / input.b;
-  const scores = mm.mm(u.subarray(input.rowStart * d, (input.rowStart + input.rows) * d), input.vPosT, input.rows, d, input.b);
-  return inBatchSoftmax({ ...input, scores });
+  const s = mm.mm(u.subarray(input.rowStart * d, (input.rowStart + input.rows) * d), input.vPosT, input.rows, d, input.b, scores);
+  return inBatchSoftmax({ ...input, scores: s }, out);
 }
 
 export interface TowerRunner {
   readonly role: 'user' | 'item';
   readonly arch: TowerArch;
-  /** Training forward over `rows` rows of `batch`; returns a copy of the embeddings. */
+  /** Training forward over `rows` rows of `batch`; returns the embeddings (valid until this runner's next forward). */
   forward(batch: TowerBatch, rows: number): Promise<Float32Array>;
   /**
-   * Backward of the last forward from the softmax gradients, then one Adam step. A worker runner takes ownership
-   * of `input.coef` and `input.other` (their buffers are transferred): pass arrays nothing else uses.
+   * Backward of the last forward from the softmax gradients, then one Adam step. A worker runner transfers the
+   * buffers of the arrays listed in `transfer` (the caller must not use them afterwards) and copies the rest.
    */
-  backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void>;
+  backward(input: BackwardInput, step: number, adam: AdamConfig, transfer?: ArrayBufferLike[]): Promise<void>;
   /** Softmax rows from this (user) tower's last forward output: the step's second half runs here in parallel. */
   softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput>;
   /** Inference-only forward (evaluation); does not disturb training state needed by a pending backward. */
@@ -92,6 +118,8 @@ export class LocalTowerRunner implements TowerRunner {
   private readonly evalTrainer: TowerTrainer;
   private rows = 0;
   private last: Float32Array = new Float32Array(0);
+  private readonly scratch = new GradientScratch();
+  private scores = new Float32Array(0);
 
   constructor(
     readonly role: 'user' | 'item',
@@ -107,15 +135,16 @@ export class LocalTowerRunner implements TowerRunner {
   async forward(batch: TowerBatch, rows: number): Promise<Float32Array> {
     this.rows = rows;
     this.last = this.trainer.forward(batch, rows);
-    return this.last.slice();
+    return this.last;
   }
 
   async softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput> {
-    return softmaxRows(this.last, input, this.mm);
+    if (this.scores.length < input.rows * input.b) this.scores = new Float32Array(input.rows * input.b);
+    return softmaxRows(this.last, input, this.mm, this.scores.subarray(0, input.rows * input.b));
   }
 
   async backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void> {
-    this.trainer.backward(towerGradient(this.role, input, this.rows, this.arch.outputDim, this.mm));
+    this.trainer.backward(towerGradient(this.role, input, this.rows, this.arch.outputDim, this.mm, this.scratch));
     this.trainer.update(adam, step);
   }
 
@@ -225,9 +254,8 @@ export class WorkerTowerRunner implements TowerRunner {
     return (await this.call({ op: 'forward', batch: b, rows }, transferList(b))) as Float32Array;
   }
 
-  /** Transfers `input.coef` and `input.other` (the caller must not use them afterwards); copies the rest. */
-  async backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void> {
-    await this.call({ op: 'backward', input, step, adam }, [input.coef.buffer as ArrayBuffer, input.other.buffer as ArrayBuffer]);
+  async backward(input: BackwardInput, step: number, adam: AdamConfig, transfer: ArrayBufferLike[] = []): Promise<void> {
+    await this.call({ op: 'backward', input, step, adam }, transfer as ArrayBuffer[]);
   }
 
   async softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput> {

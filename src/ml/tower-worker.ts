@@ -17,7 +17,8 @@ async function handle(req: WorkerRequest): Promise<{ value?: unknown; transfer?:
       return {};
     }
     case 'forward': {
-      const z = await runner!.forward(req.batch, req.rows);
+      // A copy: the runner returns a view of the trainer's own buffer, which must stay here.
+      const z = (await runner!.forward(req.batch, req.rows)).slice();
       return { value: z, transfer: [z.buffer as ArrayBuffer] };
     }
     case 'backward':

@@ -168,6 +168,7 @@ export interface TrainResult {
  */
 export class TwoTowerStep {
   private step = 0;
+  private scores = new Float32Array(0);
   constructor(
     readonly user: TowerRunner,
     readonly item: TowerRunner,
@@ -203,18 +204,20 @@ export class TwoTowerStep {
       userKey: batch.userKey.slice(0, b),
     };
     const second = this.user.softmaxRows({ ...side, rowStart: half, rows: b - half, hardScores: hardScores.slice(half) });
-    const first = softmaxRows(u, { ...side, rowStart: 0, rows: half, hardScores: hardScores.subarray(0, half) }, this.mm);
-    const rest = await second;
+    // A fresh matrix per step: a worker runner takes ownership of it (transfer), and the first half goes straight in.
     const g = new Float32Array(b * b);
-    g.set(first.gScores, 0);
+    if (this.scores.length < half * b) this.scores = new Float32Array(half * b);
+    const first = softmaxRows(u, { ...side, rowStart: 0, rows: half, hardScores: hardScores.subarray(0, half) }, this.mm, this.scores.subarray(0, half * b), g.subarray(0, half * b));
+    const rest = await second;
     g.set(rest.gScores, half * b);
     const gHard = new Float32Array(b);
     gHard.set(first.gHard, 0);
     gHard.set(rest.gHard, half);
     this.step++;
+    // The user tower's copy of G is cloned, the item tower's transferred (a buffer can be transferred once).
     const backward = Promise.all([
-      this.user.backward({ coef: g.slice(), b, other: v, gHard, hardRow }, this.step, this.cfg.adam),
-      this.item.backward({ coef: g, b, other: u, gHard, hardRow }, this.step, this.cfg.adam),
+      this.user.backward({ coef: g, b, other: v, gHard, hardRow }, this.step, this.cfg.adam, [v.buffer]),
+      this.item.backward({ coef: g, b, other: u, gHard, hardRow }, this.step, this.cfg.adam, [g.buffer, u.buffer]),
     ]);
     during?.();
     await backward;

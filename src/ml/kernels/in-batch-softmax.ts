@@ -43,10 +43,11 @@ export interface InBatchSoftmaxOutput {
   correct: number;
 }
 
-export function inBatchSoftmax(input: InBatchSoftmaxInput): InBatchSoftmaxOutput {
+/** `out` (rows × b), when given, receives dL/dS (e.g. a block of the batch's full gradient matrix). */
+export function inBatchSoftmax(input: InBatchSoftmaxInput, out?: Float32Array): InBatchSoftmaxOutput {
   const { scores, b, rowStart, rows, temperature, logQ, itemKey, userKey, hardScores } = input;
   const invTau = 1 / temperature;
-  const g = new Float32Array(rows * b);
+  const g = out ?? new Float32Array(rows * b);
   const gh = new Float32Array(rows);
   const z = new Float64Array(b);
   const wi = 1 / b;
