@@ -10,26 +10,21 @@
 import { InterruptedError, ValidationFailedError } from '../errors.js';
 import { BatchBuilder } from './batches.js';
 import type { TrainingData } from './data/types.js';
-import { type EvalSet, evaluateEmbeddings, evaluatePopularity, type RankingMetrics } from './evaluate.js';
-import {
-  DEFAULT_FEATURE_CONFIG,
-  type FeatureConfig,
-  type FeatureSpec,
-  type FeatureStats,
-  packItems,
-  TowerBuffers,
-  UserRowWriter,
-  writeItemRow,
-} from './features/index.js';
-import { type AdamConfig, DEFAULT_ADAM } from './kernels/adam.js';
-import { type MatMul, matMulFor, transpose } from './kernels/matmul.js';
-import { buildTowerModel, predictTower, towerArch } from './model.js';
-import { appendHistories, type Histories, historiesOf, type Prepared, prepare } from './prepare.js';
+import { evaluateEmbeddings, evaluatePopularity, type RankingMetrics } from './evaluate.js';
+import { DEFAULT_FEATURE_CONFIG, type FeatureConfig, type FeatureSpec, type FeatureStats } from './features/index.js';
+import { DEFAULT_ADAM } from './kernels/adam.js';
+import { type MatMul, matMulFor } from './kernels/matmul.js';
+import { buildTowerModel, towerArch } from './model.js';
+import { appendHistories, historiesOf, type Prepared, prepare } from './prepare.js';
 import { rngFor } from './rng.js';
-import { type Split, splitInteractions } from './split.js';
-import type { Tf } from './tf.js';
-import { cloneParams, initTowerParams, type TowerArch, type TowerParams, towerForwardFlops } from './tower.js';
-import { LocalTowerRunner, softmaxRows, type TowerRunner, towerWorkerPath, WorkerTowerRunner } from './tower-runner.js';
+import { splitInteractions } from './split.js';
+import { TwoTowerStep } from './step.js';
+import type { Tf, tf } from './tf.js';
+import { cloneParams, initTowerParams, type TowerArch, type TowerParams } from './tower.js';
+import { LocalTowerRunner, type TowerRunner, towerWorkerPath, WorkerTowerRunner } from './tower-runner.js';
+import { EVAL_CHUNK, type EvalInput, embedForEval, embedWithModels, evalInput } from './train-eval.js';
+
+export { TwoTowerStep } from './step.js';
 
 export interface TrainConfig {
   /** Output embedding dimension. @default 128 */
@@ -137,7 +132,7 @@ export interface TrainResult {
   /** Parameters of the best epoch. */
   params: { user: TowerParams; item: TowerParams };
   /** Models with the best parameters (the caller saves and disposes them). */
-  models: { user: import('./tf.js').tf.LayersModel; item: import('./tf.js').tf.LayersModel };
+  models: { user: tf.LayersModel; item: tf.LayersModel };
   /** Final metrics of the model and of the popularity baseline, on `evaluatedOn`. */
   metrics: { model: RankingMetrics; popularity: RankingMetrics; evaluatedOn: 'test' | 'validation' };
   /** Validation metrics of the best epoch and its popularity baseline. */
@@ -161,171 +156,6 @@ export interface TrainResult {
   prepared: Prepared;
 }
 
-/**
- * One optimisation step over a built batch; returns the loss. The towers' forward passes run concurrently (on two
- * cores with worker runners); the softmax runs here; `during` runs while the towers' backward passes are in flight
- * (the loop builds the next batch there). Shared by the loop, tests and the benchmark.
- */
-export class TwoTowerStep {
-  private step = 0;
-  private scores = new Float32Array(0);
-  constructor(
-    readonly user: TowerRunner,
-    readonly item: TowerRunner,
-    private readonly mm: MatMul,
-    private readonly cfg: { temperature: number; logQCorrection: boolean; adam: AdamConfig },
-  ) {}
-
-  async run(batch: BatchBuilder, during?: () => void): Promise<number> {
-    const b = batch.rows;
-    const d = this.user.arch.outputDim;
-    const [u, v] = await Promise.all([this.user.forward(batch.user, b), this.item.forward(batch.item, b + batch.hardCount)]);
-    const hardRow = batch.hardRow.slice(0, b);
-    const hardScores = new Float32Array(b);
-    for (let r = 0; r < b; r++) {
-      const h = hardRow[r];
-      if (h < 0) {
-        hardScores[r] = Number.NaN;
-        continue;
-      }
-      let s = 0;
-      for (let c = 0; c < d; c++) s += u[r * d + c] * v[h * d + c];
-      hardScores[r] = s;
-    }
-    // The softmax rows are split in two halves, always: the user tower's runner scores the second half (on its
-    // own thread when it has one) while this thread scores the first. Same split with one thread, same numbers.
-    const half = b >> 1;
-    const side = {
-      vPosT: transpose(v.subarray(0, b * d), b, d),
-      b,
-      temperature: this.cfg.temperature,
-      logQ: this.cfg.logQCorrection ? batch.logQ.slice(0, b) : new Float32Array(b),
-      itemKey: batch.itemKey.slice(0, b),
-      userKey: batch.userKey.slice(0, b),
-    };
-    const second = this.user.softmaxRows({ ...side, rowStart: half, rows: b - half, hardScores: hardScores.slice(half) });
-    // A fresh matrix per step: a worker runner takes ownership of it (transfer), and the first half goes straight in.
-    const g = new Float32Array(b * b);
-    if (this.scores.length < half * b) this.scores = new Float32Array(half * b);
-    const first = softmaxRows(u, { ...side, rowStart: 0, rows: half, hardScores: hardScores.subarray(0, half) }, this.mm, this.scores.subarray(0, half * b), g.subarray(0, half * b));
-    const rest = await second;
-    g.set(rest.gScores, half * b);
-    const gHard = new Float32Array(b);
-    gHard.set(first.gHard, 0);
-    gHard.set(rest.gHard, half);
-    this.step++;
-    // The user tower's copy of G is cloned, the item tower's transferred (a buffer can be transferred once).
-    const backward = Promise.all([
-      this.user.backward({ coef: g, b, other: v, gHard, hardRow }, this.step, this.cfg.adam, [v.buffer]),
-      this.item.backward({ coef: g, b, other: u, gHard, hardRow }, this.step, this.cfg.adam, [g.buffer, u.buffer]),
-    ]);
-    during?.();
-    await backward;
-    return first.loss + rest.loss;
-  }
-
-  /** FLOPs of a step of this shape (matmuls and bag sums; forward + backward ≈ 3 × forward). */
-  static flops(user: TowerArch, item: TowerArch, b: number, hard: number): number {
-    return 3 * (towerForwardFlops(user, b) + towerForwardFlops(item, b + hard)) + 3 * 2 * b * b * user.outputDim;
-  }
-}
-
-/** Evaluation users, their held-out positives, exclusions and histories. */
-export interface EvalInput {
-  set: EvalSet;
-  history: Histories;
-  /** Training likes per item seen by the popularity baseline. */
-  itemLikes: Float64Array;
-}
-
-function evalInput(p: Prepared, heldOutRows: Split['train'], history: Histories, itemLikes: Float64Array, maxUsers: number, seed: number, label: string): EvalInput {
-  const held: number[][] = Array.from({ length: p.userIds.length }, () => []);
-  for (const r of heldOutRows) {
-    if (r.label !== 1) continue;
-    const u = p.userIndex.get(r.userId);
-    const i = p.itemIndex.get(r.itemId);
-    if (u !== undefined && i !== undefined) held[u].push(i);
-  }
-  let users = held.map((h, u) => (h.length > 0 ? u : -1)).filter((u) => u >= 0);
-  if (users.length > maxUsers) {
-    users = (rngFor(seed, `eval-users:${label}`).shuffle(users) as number[]).slice(0, maxUsers).sort((a, b) => a - b);
-  }
-  const set: EvalSet = {
-    users: Int32Array.from(users),
-    heldOut: users.map((u) => Int32Array.from(held[u])),
-    exclude: users.map((u) => Int32Array.from(new Set([...history.likes[u], ...history.nopes[u]])).sort()),
-  };
-  return { set, history, itemLikes };
-}
-
-/** Embed every catalog item and the evaluation users with the runners (both towers at once). */
-async function embedForEval(p: Prepared, runners: { user: TowerRunner; item: TowerRunner }, input: EvalInput, chunk: number) {
-  const d = runners.user.arch.outputDim;
-  const n = p.encoded.length;
-  const items = (async () => {
-    const out = new Float32Array(n * d);
-    const buf = new TowerBuffers(p.spec, 'item', chunk);
-    for (let s = 0; s < n; s += chunk) {
-      const c = Math.min(chunk, n - s);
-      for (let r = 0; r < c; r++) writeItemRow(buf, r, p.encoded[s + r]);
-      out.set(await runners.item.embed(buf, c), s * d);
-    }
-    return out;
-  })();
-  const usersDone = (async () => {
-    const users = input.set.users;
-    const out = new Float32Array(users.length * d);
-    const buf = new TowerBuffers(p.spec, 'user', chunk);
-    const writer = new UserRowWriter(p.spec);
-    for (let s = 0; s < users.length; s += chunk) {
-      const c = Math.min(chunk, users.length - s);
-      for (let r = 0; r < c; r++) {
-        const u = users[s + r];
-        writer.write(buf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
-      }
-      out.set(await runners.user.embed(buf, c), s * d);
-    }
-    return out;
-  })();
-  const [itemEmb, userEmb] = await Promise.all([items, usersDone]);
-  return { itemEmb, userEmb };
-}
-
-/** Embed with the saved-form layers models: what the final metrics are computed from. */
-function embedWithModels(p: Prepared, models: TrainResult['models'], input: EvalInput, dim: number, chunk: number) {
-  const n = p.encoded.length;
-  const itemEmb = new Float32Array(n * dim);
-  const ibuf = new TowerBuffers(p.spec, 'item', chunk);
-  for (let s = 0; s < n; s += chunk) {
-    const c = Math.min(chunk, n - s);
-    for (let r = 0; r < c; r++) writeItemRow(ibuf, r, p.encoded[s + r]);
-    itemEmb.set(predictTower(models.item, ibuf.toInputs(c).arrays), s * dim);
-  }
-  const users = input.set.users;
-  const userEmb = new Float32Array(users.length * dim);
-  const ubuf = new TowerBuffers(p.spec, 'user', chunk);
-  const writer = new UserRowWriter(p.spec);
-  for (let s = 0; s < users.length; s += chunk) {
-    const c = Math.min(chunk, users.length - s);
-    for (let r = 0; r < c; r++) {
-      const u = users[s + r];
-      writer.write(ubuf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
-    }
-    userEmb.set(predictTower(models.user, ubuf.toInputs(c).arrays), s * dim);
-  }
-  return { itemEmb, userEmb };
-}
-
-const EVAL_CHUNK = 1024;
-
-/** A user's history window (newest first), packed for the row writer. */
-function packedLikes(p: Prepared, h: Histories, u: number) {
-  return packItems(Array.from(h.likes[u].subarray(0, p.spec.user.maxLikes), (i) => p.encoded[i]), p.spec.vocabularies.length);
-}
-function packedNopes(p: Prepared, h: Histories, u: number) {
-  return packItems(Array.from(h.nopes[u].subarray(0, p.spec.user.maxNopes), (i) => p.encoded[i]), p.spec.vocabularies.length);
-}
-
 function validateConfig(cfg: TrainConfig): void {
   const bad: string[] = [];
   if (!(cfg.temperature > 0)) bad.push(`temperature must be > 0 (got ${cfg.temperature})`);
@@ -338,10 +168,6 @@ function validateConfig(cfg: TrainConfig): void {
 export async function trainTwoTower(data: TrainingData, config: Partial<TrainConfig>, deps: TrainDeps): Promise<TrainResult> {
   const cfg: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...config, features: { ...DEFAULT_FEATURE_CONFIG, ...config.features } };
   validateConfig(cfg);
-  const { tf, onProgress, signal } = deps;
-  const now = deps.now ?? (() => performance.now());
-  const emit = (e: TrainEvent) => onProgress?.(e);
-
   const split = splitInteractions(data.interactions, { valFraction: cfg.valFraction, testFraction: cfg.testFraction, seed: cfg.seed });
   const p = prepare(data, split, cfg.features);
   const nExamples = p.examples.user.length;
@@ -351,26 +177,25 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
       hint: 'Check the data source (labels, matched items), or lower --val/--test.',
     });
   }
-  const nUsers = p.userIds.length;
-  const valHistory = p.train;
-  const valInput = evalInput(p, split.val, valHistory, p.itemLikes, cfg.valUsers, cfg.seed, 'val');
+  const valInput = evalInput(p, split.val, p.train, p.itemLikes, cfg.valUsers, cfg.seed, 'val');
   if (valInput.set.users.length === 0) {
     throw new ValidationFailedError('No user has held-out positives for validation; every user has fewer than 3 positives.', {
       code: 'DATA_INSUFFICIENT',
       hint: 'Training needs users with at least 3 positives (likes) to validate on.',
     });
   }
-  const valAfter = historiesOf(split.val, p.userIndex, p.itemIndex, nUsers);
-  const testHistory = appendHistories(p.train, valAfter);
+  // The test split is ranked with everything before it as history (train + validation), as a served user would be.
+  const testHistory = appendHistories(p.train, historiesOf(split.val, p.userIndex, p.itemIndex, p.userIds.length));
   const testLikes = p.itemLikes.slice();
   for (const r of split.val) if (r.label === 1) testLikes[p.itemIndex.get(r.itemId)!]++;
-  const useTest = cfg.testFraction > 0 && split.test.some((r) => r.label === 1);
-  const testInput = useTest ? evalInput(p, split.test, testHistory, testLikes, cfg.maxTestUsers, cfg.seed, 'test') : undefined;
-
-  emit({
+  const testInput =
+    cfg.testFraction > 0 && split.test.some((r) => r.label === 1)
+      ? evalInput(p, split.test, testHistory, testLikes, cfg.maxTestUsers, cfg.seed, 'test')
+      : undefined;
+  deps.onProgress?.({
     kind: 'prepared',
     items: p.itemIds.length,
-    users: nUsers,
+    users: p.userIds.length,
     trainExamples: nExamples,
     valUsers: valInput.set.users.length,
     testUsers: testInput?.set.users.length ?? 0,
@@ -380,105 +205,42 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
 
   const modelCfg = { hidden: cfg.hidden, dim: cfg.dim };
   const archs = { user: towerArch(p.spec, 'user', modelCfg), item: towerArch(p.spec, 'item', modelCfg) };
-  const params = {
+  const initial = {
     user: initTowerParams(archs.user, rngFor(cfg.seed, 'init:user')),
     item: initTowerParams(archs.item, rngFor(cfg.seed, 'init:item')),
   };
-  const mm = matMulFor(tf, deps.backend);
-  const runners = await startRunners(archs, params, deps, mm);
+  const mm = matMulFor(deps.tf, deps.backend);
+  const runners = await startRunners(archs, initial, deps, mm);
+  let run: EpochsResult;
   try {
-    return await trainLoop();
+    run = await runEpochs({ cfg, deps, p, archs, initial, runners, mm, valInput });
   } finally {
     await runners.user.close();
     await runners.item.close();
   }
 
-  async function trainLoop(): Promise<TrainResult> {
-  const stepper = new TwoTowerStep(runners.user, runners.item, mm, {
-    temperature: cfg.temperature,
-    logQCorrection: cfg.logQCorrection,
-    adam: { ...DEFAULT_ADAM, learningRate: cfg.learningRate },
-  });
-  const batchSize = Math.min(cfg.batchSize, nExamples);
-  const builder = new BatchBuilder(p, batchSize, cfg.hardNegatives);
-  const batches = Math.ceil(nExamples / batchSize);
-
-  const history: EpochRecord[] = [];
-  let best = { epoch: 0, value: -Infinity, params: { user: cloneParams(params.user), item: cloneParams(params.item) }, val: {} as RankingMetrics };
-  let stoppedEarly = false;
-  let totalExamples = 0;
-  let totalSeconds = 0;
-  let totalFlops = 0;
-  const valPopularity = evaluatePopularity(valInput.set, p.itemLikes);
-  for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
-    emit({ kind: 'epoch-start', epoch, epochs: cfg.epochs, batches });
-    const order = rngFor(cfg.seed, `epoch:${epoch}`).shuffle(Int32Array.from({ length: nExamples }, (_, i) => i)) as Int32Array;
-    const negRng = rngFor(cfg.seed, `hard-negatives:${epoch}`);
-    const t0 = now();
-    let lossSum = 0;
-    let seen = 0;
-    // A final batch of one row has no in-batch negatives: it is skipped.
-    const usable = (bi: number) => bi < batches && Math.min(nExamples, (bi + 1) * batchSize) - bi * batchSize >= 2;
-    const build = (bi: number) => builder.build(order, bi * batchSize, Math.min(nExamples, (bi + 1) * batchSize), negRng);
-    if (usable(0)) build(0);
-    for (let bi = 0; bi < batches && usable(bi); bi++) {
-      if (signal?.aborted) throw new InterruptedError('Interrupted during training; nothing was written. Run the command again to start over.');
-      const rows = builder.rows;
-      const hard = builder.hardCount;
-      // The next batch is built while the towers run their backward pass.
-      const loss = await stepper.run(builder, () => {
-        if (usable(bi + 1)) build(bi + 1);
-      });
-      totalFlops += TwoTowerStep.flops(archs.user, archs.item, rows, hard);
-      lossSum += loss * rows;
-      seen += rows;
-      const elapsed = (now() - t0) / 1000;
-      const rate = seen / Math.max(elapsed, 1e-9);
-      emit({ kind: 'batch', epoch, batch: bi + 1, batches, loss: lossSum / seen, examplesPerSec: rate, etaSeconds: (nExamples - seen) / rate });
-      // Let timers, signals and progress rendering run between steps.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    const seconds = (now() - t0) / 1000;
-    totalExamples += seen;
-    totalSeconds += seconds;
-    const { itemEmb, userEmb } = await embedForEval(p, runners, valInput, EVAL_CHUNK);
-    const val = evaluateEmbeddings(valInput.set, userEmb, itemEmb, p.itemIds.length, cfg.dim, mm);
-    const value = val[cfg.earlyStopMetric] ?? Number.NaN;
-    const improved = value > best.value;
-    if (improved) best = { epoch, value, params: { user: await runners.user.params(), item: await runners.item.params() }, val };
-    const record: EpochRecord = { epoch, loss: lossSum / Math.max(1, seen), examplesPerSec: seen / Math.max(seconds, 1e-9), seconds, val };
-    history.push(record);
-    emit({ kind: 'epoch-end', epoch, epochs: cfg.epochs, loss: record.loss, examplesPerSec: record.examplesPerSec, seconds, val, improved, bestEpoch: best.epoch });
-    if (epoch - best.epoch >= cfg.patience && epoch < cfg.epochs) {
-      stoppedEarly = true;
-      emit({ kind: 'early-stop', epoch, bestEpoch: best.epoch, metric: cfg.earlyStopMetric, best: best.value });
-      break;
-    }
-  }
-
   const models = {
-    user: buildTowerModel(p.spec, 'user', archs.user, best.params.user),
-    item: buildTowerModel(p.spec, 'item', archs.item, best.params.item),
+    user: buildTowerModel(p.spec, 'user', archs.user, run.best.params.user),
+    item: buildTowerModel(p.spec, 'item', archs.item, run.best.params.item),
   };
   const finalInput = testInput ?? valInput;
-  emit({ kind: 'evaluate', split: testInput ? 'test' : 'validation', users: finalInput.set.users.length });
+  deps.onProgress?.({ kind: 'evaluate', split: testInput ? 'test' : 'validation', users: finalInput.set.users.length });
   const emb = embedWithModels(p, models, finalInput, cfg.dim, EVAL_CHUNK);
   const finalModel = evaluateEmbeddings(finalInput.set, emb.userEmb, emb.itemEmb, p.itemIds.length, cfg.dim, mm);
-  const finalPopularity = testInput ? evaluatePopularity(testInput.set, testLikes) : valPopularity;
-
+  const finalPopularity = testInput ? evaluatePopularity(testInput.set, testLikes) : run.valPopularity;
   return {
     spec: p.spec,
     archs,
-    params: best.params,
+    params: run.best.params,
     models,
     metrics: { model: finalModel, popularity: finalPopularity, evaluatedOn: testInput ? 'test' : 'validation' },
-    validation: { model: best.val, popularity: valPopularity },
-    history,
-    bestEpoch: best.epoch,
-    stoppedEarly,
+    validation: { model: run.best.val, popularity: run.valPopularity },
+    history: run.history,
+    bestEpoch: run.best.epoch,
+    stoppedEarly: run.stoppedEarly,
     counts: {
       items: p.itemIds.length,
-      users: nUsers,
+      users: p.userIds.length,
       train: split.train.length,
       val: split.val.length,
       test: split.test.length,
@@ -489,14 +251,103 @@ export async function trainTwoTower(data: TrainingData, config: Partial<TrainCon
     },
     featureStats: p.encodeStats,
     throughput: {
-      examplesPerSec: totalExamples / Math.max(totalSeconds, 1e-9),
-      gflopsPerSec: totalFlops / 1e9 / Math.max(totalSeconds, 1e-9),
+      examplesPerSec: run.examples / Math.max(run.seconds, 1e-9),
+      gflopsPerSec: run.flops / 1e9 / Math.max(run.seconds, 1e-9),
       matmul: mm.name,
       threads: runners.threads,
     },
     prepared: p,
   };
+}
+
+interface EpochsContext {
+  cfg: TrainConfig;
+  deps: TrainDeps;
+  p: Prepared;
+  archs: { user: TowerArch; item: TowerArch };
+  initial: { user: TowerParams; item: TowerParams };
+  runners: { user: TowerRunner; item: TowerRunner };
+  mm: MatMul;
+  valInput: EvalInput;
+}
+
+interface EpochsResult {
+  best: { epoch: number; value: number; params: { user: TowerParams; item: TowerParams }; val: RankingMetrics };
+  history: EpochRecord[];
+  stoppedEarly: boolean;
+  valPopularity: RankingMetrics;
+  examples: number;
+  seconds: number;
+  flops: number;
+}
+
+/** The epochs: seeded shuffle, batches (the next one built while the towers run backward), validation, early stop. */
+async function runEpochs(c: EpochsContext): Promise<EpochsResult> {
+  const { cfg, deps, p, archs, runners, mm, valInput } = c;
+  const emit = (e: TrainEvent) => deps.onProgress?.(e);
+  const now = deps.now ?? (() => performance.now());
+  const nExamples = p.examples.user.length;
+  const stepper = new TwoTowerStep(runners.user, runners.item, mm, {
+    temperature: cfg.temperature,
+    logQCorrection: cfg.logQCorrection,
+    adam: { ...DEFAULT_ADAM, learningRate: cfg.learningRate },
+  });
+  const batchSize = Math.min(cfg.batchSize, nExamples);
+  const builder = new BatchBuilder(p, batchSize, cfg.hardNegatives);
+  const batches = Math.ceil(nExamples / batchSize);
+  const out: EpochsResult = {
+    best: { epoch: 0, value: -Infinity, params: { user: cloneParams(c.initial.user), item: cloneParams(c.initial.item) }, val: {} },
+    history: [],
+    stoppedEarly: false,
+    valPopularity: evaluatePopularity(valInput.set, p.itemLikes),
+    examples: 0,
+    seconds: 0,
+    flops: 0,
+  };
+  for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
+    emit({ kind: 'epoch-start', epoch, epochs: cfg.epochs, batches });
+    const order = rngFor(cfg.seed, `epoch:${epoch}`).shuffle(Int32Array.from({ length: nExamples }, (_, i) => i)) as Int32Array;
+    const negRng = rngFor(cfg.seed, `hard-negatives:${epoch}`);
+    // A final batch of one row has no in-batch negatives: it is skipped.
+    const usable = (bi: number) => bi < batches && Math.min(nExamples, (bi + 1) * batchSize) - bi * batchSize >= 2;
+    const build = (bi: number) => builder.build(order, bi * batchSize, Math.min(nExamples, (bi + 1) * batchSize), negRng);
+    const t0 = now();
+    let lossSum = 0;
+    let seen = 0;
+    if (usable(0)) build(0);
+    for (let bi = 0; usable(bi); bi++) {
+      if (deps.signal?.aborted) throw new InterruptedError('Interrupted during training; nothing was written. Run the command again to start over.');
+      const rows = builder.rows;
+      const hard = builder.hardCount;
+      const loss = await stepper.run(builder, () => {
+        if (usable(bi + 1)) build(bi + 1);
+      });
+      out.flops += TwoTowerStep.flops(archs.user, archs.item, rows, hard);
+      lossSum += loss * rows;
+      seen += rows;
+      const rate = seen / Math.max((now() - t0) / 1000, 1e-9);
+      emit({ kind: 'batch', epoch, batch: bi + 1, batches, loss: lossSum / seen, examplesPerSec: rate, etaSeconds: (nExamples - seen) / rate });
+      // Let signals, timers and progress rendering run between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const seconds = (now() - t0) / 1000;
+    out.examples += seen;
+    out.seconds += seconds;
+    const { itemEmb, userEmb } = await embedForEval(p, runners, valInput, EVAL_CHUNK);
+    const val = evaluateEmbeddings(valInput.set, userEmb, itemEmb, p.itemIds.length, cfg.dim, mm);
+    const value = val[cfg.earlyStopMetric] ?? Number.NaN;
+    const improved = value > out.best.value;
+    if (improved) out.best = { epoch, value, params: { user: await runners.user.params(), item: await runners.item.params() }, val };
+    const record: EpochRecord = { epoch, loss: lossSum / Math.max(1, seen), examplesPerSec: seen / Math.max(seconds, 1e-9), seconds, val };
+    out.history.push(record);
+    emit({ kind: 'epoch-end', epoch, epochs: cfg.epochs, loss: record.loss, examplesPerSec: record.examplesPerSec, seconds, val, improved, bestEpoch: out.best.epoch });
+    if (epoch - out.best.epoch >= cfg.patience && epoch < cfg.epochs) {
+      out.stoppedEarly = true;
+      emit({ kind: 'early-stop', epoch, bestEpoch: out.best.epoch, metric: cfg.earlyStopMetric, best: out.best.value });
+      break;
+    }
   }
+  return out;
 }
 
 /** One runner per tower: in this thread, or each in a worker thread when `threads` ≥ 2 and the worker is built. */
