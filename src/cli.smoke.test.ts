@@ -4,9 +4,10 @@
  * Later commands add their smoke cases here.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeTinyDataset } from './testing/synthetic-data.js';
 import { REPO_ROOT, type TmpDir, tmpDir } from './testing/tmp-dir.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'am-ml.js');
@@ -73,6 +74,21 @@ describe('bin/am-ml.js', () => {
     const init = amMl(['init', '--json'], { AMML_MODEL_STORE: 'ftp://x' });
     expect(init.code).toBe(3);
     expect(amMl(['init', '--dim', '0']).code).toBe(2);
+  });
+
+  it('train --json: one document, exit 0; a failed --gate exits 4 with the run written', () => {
+    writeTinyDataset(path.join(dir.path, 'train-data'), { items: 300, users: 150 });
+    const tiny = ['--dim', '16', '--hidden', '32', '--bag-dim', '8', '--batch-size', '128', '--epochs', '1', '--backend', 'wasm', '--threads', '1'];
+    const ok = amMl(['train', '--dataset', 'train-data', ...tiny, '--out', 'runs/ok', '--json']);
+    expect(ok.code).toBe(0);
+    const doc = jsonDoc(ok.stdout);
+    expect(doc).toMatchObject({ schemaVersion: 1, command: 'train', ok: true, result: { dryRun: false, epochs: { run: 1 } } });
+    expect(doc.result.metrics.model['recall@100']).toBeGreaterThan(0);
+    const gated = amMl(['train', '--dataset', 'train-data', ...tiny, '--out', 'runs/gated', '--gate', 'ndcg@10>=2', '--json']);
+    expect(gated.code).toBe(4);
+    expect(jsonDoc(gated.stdout)).toMatchObject({ ok: false, command: 'train', error: { code: 'GATE_FAILED', exitCode: 4 } });
+    expect(existsSync(path.join(dir.path, 'runs', 'gated', 'manifest.json'))).toBe(true);
+    expect(amMl(['train', '--json']).code).toBe(2);
   });
 
   it('publish, models, rollback --json on the local store: one document each, the documented exit codes', async () => {

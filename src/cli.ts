@@ -467,7 +467,106 @@ Examples:
       }),
     );
 
+  registerTrain(program, action);
   registerKerasCommands(program, action);
+}
+
+const TRAIN_HELP = `
+Data sources (exactly one):
+  --dataset <dir>   a folder with items.jsonl and interactions.csv (and optionally users.jsonl):
+                      items.jsonl       one JSON object per line: {"item_id", "tags": [], "performers": [], "maker",
+                                        "series", "label", "source", "price", "released_at", "duration_seconds"};
+                                        only item_id is required, unknown fields are ignored
+                      interactions.csv  header user_id,item_id,label[,timestamp]; label 1/like/positive or
+                                        0/nope/negative; timestamp ISO 8601 or epoch seconds/milliseconds
+                      users.jsonl       {"user_id"} per line; when present, other users' rows are bad rows
+  --reviews <csv>   DMM reviews product_url,reviewer_id,stars joined to the database's videos.external_id
+                    (…/cid=<cid>/ and video.dmm.co.jp/av/content/?id=<cid> URLs; unmatched rows are reported)
+  --from-db         the app's user_video_decisions (likes positive, nopes explicit negatives; latest per
+                    user and video) with the catalog's tags (training groups only) and performers
+  Bad rows are reported with their line numbers; a file with more than --max-bad-fraction bad rows stops the run.
+
+The run folder (--out, default .am-ml/runs/<runId>) holds user_tower/, item_tower/ (TF.js layers models),
+features.json, metrics.json, probe.json and manifest.json; it is written to a temporary folder and renamed
+when complete. Metrics are full-catalog Recall@10/50/100, NDCG@10 and coverage@100 on a per-user held-out
+split (time-ordered when every row has a timestamp), next to a popularity baseline on the same users.
+
+Exit codes: 0 trained (and every --gate passed), 2 bad flags, 3 bad configuration or backend, 4 a gate failed
+(the run is still written) or the data is unusable, 130 interrupted (nothing written).
+
+Examples:
+  am-ml train --dataset data/synthetic --epochs 10
+  am-ml train --from-db --gate "recall@100>=0.2" --gate "ndcg@10>=0.05" --json
+  am-ml train --reviews reviews.csv --positive-min-stars 5 --backend wasm --out runs/reviews-v1
+  am-ml train --dataset data/app --dry-run
+`;
+
+function registerTrain(program: Command, action: ActionFactory): void {
+  program
+    .command('train')
+    .description('train the two-tower model (TF.js) with frozen features and full-catalog evaluation; write a run folder')
+    .option('--from-db', 'train on the app database (--db): user_video_decisions and the catalog')
+    .option('--reviews <csv>', 'train on scraped DMM reviews joined to the catalog in --db')
+    .option('--dataset <dir>', 'train on a dataset folder (items.jsonl + interactions.csv)')
+    .option('--dim <n>', 'embedding dimension (default 128)', parseIntFlag(2, 4096))
+    .option('--hidden <n>', 'hidden layer width, repeatable for more layers (default 256)', (v: string, prev: number[] = []) => [...prev, parseIntFlag(1, 65536)(v)])
+    .option('--bag-dim <n>', 'embedding width of each feature bag (default 32)', parseIntFlag(1, 1024))
+    .option('--epochs <n>', 'maximum epochs (default 20; early stopping on validation recall@100)', parseIntFlag(1, 10000))
+    .option('--patience <n>', 'epochs without improvement before stopping (default 3)', parseIntFlag(1, 10000))
+    .option('--batch-size <n>', 'positives per batch; each row sees the others as negatives (default 1024)', parseIntFlag(2, 65536))
+    .option('--lr <x>', 'Adam learning rate (default 0.003)', parseFloatFlag(1e-7, 10))
+    .option('--temperature <x>', 'softmax temperature over cosine scores (default 0.05)', parseFloatFlag(1e-4, 100))
+    .option('--val <fraction>', "share of each user's positives held out for validation (default 0.1)", parseFloatFlag(0.001, 0.9))
+    .option('--test <fraction>', 'share held out for the final test metrics; 0 reports validation (default 0.1)', parseFloatFlag(0, 0.9))
+    .option('--val-users <n>', 'validation users scored each epoch (a seeded sample; default 2000)', parseIntFlag(1))
+    .option('--seed <n>', 'random seed: same seed, data and backend give the same model (default 42)', parseIntFlag(0, 2 ** 32 - 1))
+    .option('--no-item-id', 'no item-id bags (towers use features and history only)')
+    .option('--no-hard-negatives', "do not use users' explicit negatives as hard negatives")
+    .option('--no-log-q', 'no log-Q popularity correction of in-batch negatives')
+    .option('--out <dir>', 'run folder (default .am-ml/runs/<runId>); must not exist')
+    .option('--gate <expr>', 'quality gate, e.g. "recall@100>=0.2" (repeatable); exit 4 when one fails', collect)
+    .addOption(new Option('--backend <name>', 'TF.js backend (default auto: node, else wasm, else cpu)').choices(['auto', 'node', 'wasm', 'cpu']))
+    .option('--threads <n>', "'auto' (default: 2 on two or more cores) or 1 or 2: towers in worker threads", (v: string) => (v === 'auto' ? 'auto' : parseIntFlag(1, 2)(v)))
+    .option('--max-bad-fraction <x>', 'stop when more than this share of a file is bad rows (default 0.5)', parseFloatFlag(0, 1))
+    .option('--positive-min-stars <n>', 'reviews: stars counted as a like (default 4)', parseIntFlag(1, 5))
+    .option('--negative-max-stars <n>', 'reviews: stars counted as a nope (default 3)', parseIntFlag(1, 5))
+    .option('--dry-run', 'read and check the data and build the features; train and write nothing')
+    .addHelpText('after', TRAIN_HELP)
+    .action(
+      action('train', async (common, f) => {
+        const m = await import('./commands/train.js');
+        const result = await m.train({
+          ...common,
+          fromDb: Boolean(f.fromDb),
+          reviews: f.reviews as string | undefined,
+          dataset: f.dataset as string | undefined,
+          dim: f.dim as number | undefined,
+          hidden: f.hidden as number[] | undefined,
+          bagDim: f.bagDim as number | undefined,
+          epochs: f.epochs as number | undefined,
+          patience: f.patience as number | undefined,
+          batchSize: f.batchSize as number | undefined,
+          lr: f.lr as number | undefined,
+          temperature: f.temperature as number | undefined,
+          val: f.val as number | undefined,
+          test: f.test as number | undefined,
+          valUsers: f.valUsers as number | undefined,
+          seed: f.seed as number | undefined,
+          itemId: f.itemId !== false,
+          hardNegatives: f.hardNegatives !== false,
+          logQ: f.logQ !== false,
+          out: f.out as string | undefined,
+          gate: f.gate as string[] | undefined,
+          backend: f.backend as 'auto' | 'node' | 'wasm' | 'cpu' | undefined,
+          threads: f.threads as 'auto' | number | undefined,
+          maxBadFraction: f.maxBadFraction as number | undefined,
+          positiveMinStars: f.positiveMinStars as number | undefined,
+          negativeMaxStars: f.negativeMaxStars as number | undefined,
+          dryRun: Boolean(f.dryRun),
+        });
+        return { result, text: m.formatTrain(result) };
+      }),
+    );
 }
 
 /** `export` and `validate`: Keras → TF.js conversion and its proof (issue 5). */
