@@ -423,6 +423,11 @@ Examples:
     .option('--resume', 'continue the unfinished run (fail if there is none); the default already resumes a run with the same scope')
     .option('--restart', 'abandon an unfinished run with the same scope and start over')
     .option('--dry-run', 'fetch and compute everything, write nothing')
+    .addOption(
+      new Option('--embed <mode>', "embed new/updated items with the current model in each chunk's transaction: auto (when the live tables serve the current version), require (fail otherwise), off")
+        .choices(['auto', 'require', 'off'])
+        .default('auto'),
+    )
     .option('--api-base-url <url>', 'DMM API base URL (default: env DMM_API_BASE_URL, else https://api.dmm.com/affiliate/v3)')
     .addHelpText(
       'after',
@@ -453,6 +458,7 @@ Examples:
           restart: Boolean(f.restart),
           dryRun: Boolean(f.dryRun),
           apiBaseUrl: f.apiBaseUrl as string | undefined,
+          embed: f.embed as 'auto' | 'require' | 'off',
         });
         return { result, text: m.formatSyncDmm(result) };
       }),
