@@ -38,18 +38,15 @@ const History = z.array(EdgeItemSchema).max(MAX_HISTORY_ITEMS);
 
 /**
  * `embed-user` body: the history itself (`likes`/`nopes`, newest first), or a `user_id` whose history the function
- * reads from the database. `stored_embedding`: the user's `user_embeddings` row, a last-resort fallback.
+ * reads from the database (a signed-in caller may omit it: it is then the caller). `stored_embedding`: the user's
+ * `user_embeddings` row, a last-resort fallback.
  */
-export const EmbedUserRequestSchema = z
-  .object({
-    user_id: z.string().min(1).optional(),
-    likes: History.optional(),
-    nopes: History.optional(),
-    stored_embedding: z.array(z.number()).nullable().optional(),
-  })
-  .refine((r) => r.user_id !== undefined || r.likes !== undefined || r.nopes !== undefined, {
-    message: 'give the history (likes, nopes) or a user_id',
-  });
+export const EmbedUserRequestSchema = z.object({
+  user_id: z.string().min(1).optional(),
+  likes: History.optional(),
+  nopes: History.optional(),
+  stored_embedding: z.array(z.number()).nullable().optional(),
+});
 export type EmbedUserRequest = z.infer<typeof EmbedUserRequestSchema>;
 
 /** `reload_models` body, as `am-ml publish` / `rollback` send it: `{version, name}`. */

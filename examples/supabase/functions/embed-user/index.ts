@@ -32,6 +32,9 @@ Deno.serve(async (req: Request): Promise<Response> => {
     userId = data.user.id;
   }
 
+  if (userId === null && body.likes === undefined && body.nopes === undefined) {
+    return json(400, { error: 'Give the history (likes, nopes) or a user_id.' });
+  }
   let likes: readonly EdgeItem[] = body.likes ?? [];
   let nopes: readonly EdgeItem[] = body.nopes ?? [];
   let stored: readonly number[] | null = body.stored_embedding ?? null;
