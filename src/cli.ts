@@ -198,6 +198,7 @@ function registerCommands(program: Command, action: ActionFactory): void {
     .addOption(
       new Option('--vector-type <type>', 'column type of new embedding columns (default halfvec)').choices(['vector', 'halfvec']),
     )
+    .option('--ann-index', 'also create the HNSW index on video_embeddings (default: on postgres://, off on the embedded PGlite, where it is slow to maintain and unused by the serving query)')
     .addHelpText('after', '\nExamples:\n  am-ml init\n  am-ml init --dim 768 --vector-type vector\n')
     .action(
       action('init', async (common, f) => {
@@ -206,6 +207,7 @@ function registerCommands(program: Command, action: ActionFactory): void {
           ...common,
           dim: f.dim as number | undefined,
           vectorType: f.vectorType as 'vector' | 'halfvec' | undefined,
+          annIndex: f.annIndex === true ? true : undefined,
         });
         return { result, text: m.formatInit(result) };
       }),
@@ -218,6 +220,7 @@ function registerCommands(program: Command, action: ActionFactory): void {
     .addOption(
       new Option('--vector-type <type>', 'type for embedding columns this run creates').choices(['vector', 'halfvec']).default('halfvec'),
     )
+    .option('--ann-index', 'also create the HNSW index on video_embeddings (default: on postgres://, off on the embedded PGlite, where it is slow to maintain and unused by the serving query)')
     .option('--dry-run', 'list pending migrations without applying them')
     .addHelpText(
       'after',
@@ -230,6 +233,7 @@ function registerCommands(program: Command, action: ActionFactory): void {
           ...common,
           dim: f.dim as number,
           vectorType: f.vectorType as 'vector' | 'halfvec',
+          annIndex: f.annIndex === true ? true : undefined,
           dryRun: Boolean(f.dryRun),
         });
         return { result, text: m.formatDbMigrate(result) };

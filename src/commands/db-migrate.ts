@@ -11,6 +11,8 @@ export interface DbMigrateOptions extends CommonOptions {
   dim?: number;
   /** Type for embedding columns this run creates. @default 'halfvec' */
   vectorType?: EmbeddingType;
+  /** Create the HNSW index on video_embeddings. @default true on postgres://, false on PGlite */
+  annIndex?: boolean;
   dryRun?: boolean;
 }
 
@@ -35,11 +37,13 @@ export async function dbMigrate(opts: DbMigrateOptions = {}): Promise<DbMigrateR
       const r = await migrate(db, {
         embeddingType: opts.vectorType,
         dim: opts.dim,
+        annIndex: opts.annIndex,
         dryRun: opts.dryRun,
         amMlVersion: AMML_VERSION,
         onProgress: (e) => {
           if (e.kind === 'migration') reporter.info(`applied migration ${e.id} ${e.name}`);
           if (e.kind === 'extension' && e.action === 'created') reporter.info(`created extension ${e.name}`);
+          if (e.kind === 'index') reporter.info(`created index ${e.name}`);
         },
       });
       phase.succeed(

@@ -18,6 +18,8 @@ export interface InitOptions extends CommonOptions {
   dim?: number;
   /** Type of embedding columns created now. @default 'halfvec' */
   vectorType?: EmbeddingType;
+  /** Create the HNSW index on video_embeddings. @default true on postgres://, false on PGlite */
+  annIndex?: boolean;
 }
 
 export interface InitResult {
@@ -46,7 +48,7 @@ export async function init(opts: InitOptions = {}): Promise<InitResult> {
   let result: InitResult['database'];
   let columns: InitResult['embeddingColumns'];
   try {
-    const m = await migrate(db, { embeddingType: requestedType, dim: requestedDim, amMlVersion: AMML_VERSION });
+    const m = await migrate(db, { embeddingType: requestedType, dim: requestedDim, annIndex: opts.annIndex, amMlVersion: AMML_VERSION });
     const videos = await embeddingColumn(db, 'public.video_embeddings');
     const users = await embeddingColumn(db, 'public.user_embeddings');
     const explicit = opts.dim !== undefined || opts.vectorType !== undefined;

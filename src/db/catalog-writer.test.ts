@@ -28,7 +28,7 @@ describeCatalogWriter(
     const db = await openPostgres({ url: pg.url, poolMax: 2 });
     await db.exec('CREATE SCHEMA IF NOT EXISTS am_ml');
     for (const m of MIGRATIONS.filter((x) => x.id < 200)) {
-      await db.exec(m.sql({ embeddingType: 'vector', dim: 8 }).replace(/\bvector\(8\)/g, 'real[]'));
+      await db.exec(m.sql({ embeddingType: 'vector', dim: 8, annIndex: false }).replace(/\bvector\(8\)/g, 'real[]'));
     }
     stops.set(db, () => pg.stop());
     return db;

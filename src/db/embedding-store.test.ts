@@ -48,7 +48,7 @@ for (const [type, dim] of [
     const expectValue = (x: number) => (type === 'halfvec' ? roundToFloat16(x) : Math.fround(x));
 
     beforeAll(async () => {
-      db = await createTestDb({ embeddingType: type, dim });
+      db = await createTestDb({ embeddingType: type, dim, annIndex: true });
       ids = await seed(db, 40, 10);
     });
     afterAll(() => db.close());

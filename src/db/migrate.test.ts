@@ -78,6 +78,13 @@ describe('migrations on PGlite', () => {
     expect(await checkConstraintValues(db, 'public.videos', 'title')).toBeNull();
   });
 
+  it('leaves the HNSW index out on PGlite by default and adds it when asked', async () => {
+    const none = await db.query(`SELECT 1 FROM pg_indexes WHERE indexname = 'video_embeddings_hnsw_cosine_idx'`);
+    expect(none.rows).toEqual([]);
+    const r = await migrate(db, { annIndex: true });
+    expect(r.applied).toEqual([]);
+  });
+
   it('has a working HNSW halfvec_cosine_ops index in the bundled pgvector', async () => {
     const idx = await db.query<{ def: string }>(
       `SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'video_embeddings_hnsw_cosine_idx'`,
@@ -103,7 +110,7 @@ describe('migrations on PGlite', () => {
 
 describe('migrations with vector(768) columns', () => {
   it('creates vector(N) embedding columns and a matching HNSW opclass', async () => {
-    const db = await createTestDb({ embeddingType: 'vector', dim: 768 });
+    const db = await createTestDb({ embeddingType: 'vector', dim: 768, annIndex: true });
     try {
       expect((await embeddingColumn(db, 'public.user_embeddings')).formatted).toBe('vector(768)');
       const idx = await db.query<{ def: string }>(`SELECT indexdef AS def FROM pg_indexes WHERE indexname = 'video_embeddings_hnsw_cosine_idx'`);

@@ -3,6 +3,7 @@
  * serialise instead of racing), and records them in `am_ml.schema_migrations`. Safe to run any number of times.
  */
 import { DbError, UsageError } from '../errors.js';
+import { hnswIndexSql } from './migrations/0001-app-schema.js';
 import { type EmbeddingType, type Migration, MIGRATIONS } from './migrations/index.js';
 import type { Db } from './types.js';
 
@@ -14,11 +15,17 @@ const MIGRATION_LOCK_KEY = 'am_ml.migrate';
 
 export type MigrateEvent =
   | { kind: 'extension'; name: string; action: 'present' | 'created' }
-  | { kind: 'migration'; id: number; name: string };
+  | { kind: 'migration'; id: number; name: string }
+  | { kind: 'index'; name: string };
 
 export interface MigrateOptions {
   embeddingType?: EmbeddingType;
   dim?: number;
+  /**
+   * Create the HNSW index on video_embeddings. @default true on postgres://, false on the embedded PGlite (see
+   * MigrationContext.annIndex). `true` also adds the index to a database migrated earlier without it.
+   */
+  annIndex?: boolean;
   /** Report what would be applied without applying it. */
   dryRun?: boolean;
   /** CLI version recorded with each applied migration. */
@@ -95,6 +102,7 @@ export async function migrate(db: Db, opts: MigrateOptions = {}): Promise<Migrat
   const dim = opts.dim ?? DEFAULT_EMBEDDING_DIM;
   checkEmbeddingShape(embeddingType, dim);
   const migrations = opts.migrations ?? MIGRATIONS;
+  const annIndex = opts.annIndex ?? db.driver !== 'pglite';
   const done = new Set(await appliedMigrationIds(db));
   const pending = migrations.filter((m) => !done.has(m.id));
   const latest = migrations.length ? migrations[migrations.length - 1].id : 0;
@@ -115,7 +123,7 @@ export async function migrate(db: Db, opts: MigrateOptions = {}): Promise<Migrat
       // Another process may have applied it while we waited for the lock.
       const again = await tx.query('SELECT 1 FROM am_ml.schema_migrations WHERE id = $1', [m.id]);
       if (again.rows.length) return false;
-      await tx.exec(m.sql({ embeddingType, dim }));
+      await tx.exec(m.sql({ embeddingType, dim, annIndex }));
       await tx.query('INSERT INTO am_ml.schema_migrations (id, name, am_ml_version) VALUES ($1, $2, $3)', [
         m.id,
         m.name,
@@ -126,6 +134,13 @@ export async function migrate(db: Db, opts: MigrateOptions = {}): Promise<Migrat
     if (wasApplied) {
       applied.push({ id: m.id, name: m.name });
       opts.onProgress?.({ kind: 'migration', id: m.id, name: m.name });
+    }
+  }
+  if (opts.annIndex === true && !applied.some((m) => m.id === 1)) {
+    const before = await db.query(`SELECT to_regclass('public.video_embeddings_hnsw_cosine_idx') IS NULL AS missing`);
+    if ((before.rows[0] as { missing: boolean }).missing) {
+      await db.exec(hnswIndexSql);
+      opts.onProgress?.({ kind: 'index', name: 'video_embeddings_hnsw_cosine_idx' });
     }
   }
   return { applied, alreadyApplied: done.size, schemaVersion: latest, dryRun: false };

@@ -15,13 +15,15 @@ export interface TestDbOptions {
   dim?: number;
   /** Apply migrations (default true). */
   migrate?: boolean;
+  /** Create the HNSW index on video_embeddings (default false, as on the embedded default). */
+  annIndex?: boolean;
 }
 
 /** In-memory PGlite with the schema applied. Close it in afterAll. */
 export async function createTestDb(opts: TestDbOptions = {}): Promise<PgliteDb> {
   const db = await openPglite({ dir: PGLITE_MEMORY });
   if (opts.migrate !== false) {
-    await migrate(db, { embeddingType: opts.embeddingType ?? 'halfvec', dim: opts.dim ?? 128 });
+    await migrate(db, { embeddingType: opts.embeddingType ?? 'halfvec', dim: opts.dim ?? 128, annIndex: opts.annIndex ?? false });
   }
   return db;
 }

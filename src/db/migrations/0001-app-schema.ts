@@ -6,10 +6,25 @@ import type { Migration } from './types.js';
  * partly changed by hand: existing tables are left as they are, and commands introspect them before writing.
  * Nothing here drops or rewrites data.
  */
+/** The opclass follows the column's actual type, which may predate this migration (vector vs halfvec). */
+export const hnswIndexSql = `
+DO $$ DECLARE col_type text; BEGIN
+  IF to_regclass('public.video_embeddings_hnsw_cosine_idx') IS NULL THEN
+    SELECT split_part(format_type(a.atttypid, a.atttypmod), '(', 1) INTO col_type
+      FROM pg_attribute a
+      WHERE a.attrelid = 'public.video_embeddings'::regclass AND a.attname = 'embedding' AND NOT a.attisdropped;
+    IF col_type IN ('vector', 'halfvec') THEN
+      EXECUTE format('CREATE INDEX video_embeddings_hnsw_cosine_idx ON public.video_embeddings '
+        'USING hnsw (embedding %s) WITH (m = 16, ef_construction = 64)', col_type || '_cosine_ops');
+    END IF;
+  END IF;
+END $$;
+`;
+
 export const appSchema: Migration = {
   id: 1,
   name: 'app-schema',
-  sql: ({ embeddingType, dim }) => {
+  sql: ({ embeddingType, dim, annIndex }) => {
     const vec = `${embeddingType}(${dim})`;
     return `
 -- Supabase has auth.users; PGlite and plain Postgres get a stub with just the key the app's FKs use.
@@ -147,18 +162,6 @@ CREATE TABLE IF NOT EXISTS public.user_embeddings (
 );
 -- The serving query orders by the newest row's version; this index keeps that lookup cheap.
 CREATE INDEX IF NOT EXISTS idx_video_embeddings_updated_at ON public.video_embeddings (updated_at DESC);
--- The opclass follows the column's actual type, which may predate this migration (vector vs halfvec).
-DO $$ DECLARE col_type text; BEGIN
-  IF to_regclass('public.video_embeddings_hnsw_cosine_idx') IS NULL THEN
-    SELECT split_part(format_type(a.atttypid, a.atttypmod), '(', 1) INTO col_type
-      FROM pg_attribute a
-      WHERE a.attrelid = 'public.video_embeddings'::regclass AND a.attname = 'embedding' AND NOT a.attisdropped;
-    IF col_type IN ('vector', 'halfvec') THEN
-      EXECUTE format('CREATE INDEX video_embeddings_hnsw_cosine_idx ON public.video_embeddings '
-        'USING hnsw (embedding %s) WITH (m = 16, ef_construction = 64)', col_type || '_cosine_ops');
-    END IF;
-  END IF;
-END $$;
-`;
+${annIndex ? hnswIndexSql : ''}`;
   },
 };
