@@ -109,9 +109,9 @@ export class ModelHolder {
   async current(): Promise<HolderState> {
     if (this.inFlight) await this.inFlight;
     const t = this.now();
-    const stale = t - this.pointerCheckedAt >= this.maxAge;
-    const backingOff = !this.served && this.failure !== null && t - this.failure.at < this.retryAfter;
-    if (stale && !backingOff) await this.refresh();
+    // Serving: the pointer max age decides. Nothing to serve: try again unless the last failure is recent.
+    const due = this.served ? t - this.pointerCheckedAt >= this.maxAge : this.failure === null || t - this.failure.at >= this.retryAfter;
+    if (due) await this.refresh();
     return this.state();
   }
 
