@@ -59,8 +59,8 @@ const functionEnv = () => ({
   AMML_RETRY_AFTER_FAILURE_SECONDS: '0',
 });
 
-async function start(names: string[]): Promise<ServedFunctions> {
-  const s = await serveFunctions(names, { denoDir: dir.join('deno-cache'), env: functionEnv() });
+async function start(names: string[], extraEnv: Record<string, string> = {}): Promise<ServedFunctions> {
+  const s = await serveFunctions(names, { denoDir: dir.join('deno-cache'), env: { ...functionEnv(), ...extraEnv } });
   started.push(s);
   return s;
 }
@@ -148,7 +148,7 @@ describe('embed-user under Deno', () => {
     for (const [k, h] of histories.entries()) {
       const r = await call(fns, 'embed-user', h.history);
       expect(r.status, r.text).toBe(200);
-      expect(r.body).toMatchObject({ source: 'model', dim: 16, model: { name: 'two_tower', version: 'v1', runId: modelA.runId } });
+      expect(r.body).toMatchObject({ source: 'model', dim: 16, model: { name: 'two_tower', version: 'v1', runId: modelA.runId, backend: 'cpu' } });
       const embedding = r.body.embedding as number[];
       expect(maxAbsDiff(embedding, rowOf(expected, 16, k)), h.name).toBeLessThanOrEqual(TOLERANCE);
       expect(Math.hypot(...embedding)).toBeCloseTo(1, 5);
@@ -183,6 +183,17 @@ describe('embed-user under Deno', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatch(/likes\.0\.item_id: .*likes\.1\.price/);
     expect((await call(fns, 'reload_models', { version: 'v1' }, 'user-token-1')).status).toBe(403);
+  });
+
+  it('gives the same embeddings on the wasm backend (AMML_TF_BACKEND=wasm)', async () => {
+    const wasm = await start(['embed-user'], { AMML_TF_BACKEND: 'wasm' });
+    const expected = modelA.embedUsers(histories.map((h) => h.history)).embeddings;
+    for (const [k, h] of histories.slice(0, 3).entries()) {
+      const r = await call(wasm, 'embed-user', h.history);
+      expect(r.body).toMatchObject({ source: 'model', model: { version: 'v1', backend: 'wasm' } });
+      expect(maxAbsDiff(r.body.embedding as number[], rowOf(expected, 16, k))).toBeLessThanOrEqual(TOLERANCE);
+    }
+    await wasm.stop();
   });
 
   it('type-checks under Deno (deno check of both functions and the local server)', async () => {

@@ -19,6 +19,7 @@
  */
 import { type LoadedTwoTower, loadTwoTower } from '../ml/load-model.js';
 import { sha256Hex } from '../ml/sha256.js';
+import { activeBackend } from '../ml/tf.js';
 import { pointerPath, VERSION_MANIFEST } from '../registry/paths.js';
 import { type Pointer, type PointerEntry, parsePointer } from '../registry/pointer.js';
 import type { StoreReader } from './store.js';
@@ -33,6 +34,8 @@ export interface ServedModel {
   version: string;
   /** The training run id: the `model_version` embeddings of this model are written with. */
   runId: string;
+  /** The TF.js backend running it (`cpu`, `wasm`). */
+  backend: string;
   loadedAt: number;
   loadMs: number;
 }
@@ -222,7 +225,7 @@ export class ModelHolder {
     );
     const old = this.served;
     const loadMs = this.now() - started;
-    this.served = { model, name: this.name, version: entry.version, runId: model.runId, loadedAt: this.now(), loadMs };
+    this.served = { model, name: this.name, version: entry.version, runId: model.runId, backend: activeBackend(), loadedAt: this.now(), loadMs };
     // Safe: inference is synchronous, so no request holds the old model across an await.
     old?.model.dispose();
     this.opts.onEvent?.({ kind: 'load-done', version: entry.version, ms: loadMs, replaced: old?.version ?? null });

@@ -35,7 +35,7 @@ export interface UserEmbedding {
   dim: number | null;
   source: EmbeddingSource;
   /** The model that produced it (source `model`). `runId` is the `model_version` batch embeddings carry. */
-  model: { name: string; version: string; runId: string } | null;
+  model: { name: string; version: string; runId: string; backend: string } | null;
   /** Why the model was not used (every source but `model`). */
   fallbackReason?: string;
   /** Set when a model serves but the latest pointer check or load failed (an older version is serving). */
@@ -85,7 +85,7 @@ export function createUserEmbedder(opts: UserEmbedderOptions): UserEmbedder {
               embedding,
               dim: served.model.dim,
               source: 'model',
-              model: { name: served.name, version: served.version, runId: served.runId },
+              model: { name: served.name, version: served.version, runId: served.runId, backend: served.backend },
               ...(failure ? { warning: failure } : {}),
               history: { ...history, likesUsed: Math.min(likes.length, spec.user.maxLikes), nopesUsed: Math.min(nopes.length, spec.user.maxNopes) },
               featureStats: stats,
