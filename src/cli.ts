@@ -423,6 +423,11 @@ Examples:
     .option('--resume', 'continue the unfinished run (fail if there is none); the default already resumes a run with the same scope')
     .option('--restart', 'abandon an unfinished run with the same scope and start over')
     .option('--dry-run', 'fetch and compute everything, write nothing')
+    .addOption(
+      new Option('--embed <mode>', "embed new/updated items with the current model in each chunk's transaction: auto (when the live tables serve the current version), require (fail otherwise), off")
+        .choices(['auto', 'require', 'off'])
+        .default('auto'),
+    )
     .option('--api-base-url <url>', 'DMM API base URL (default: env DMM_API_BASE_URL, else https://api.dmm.com/affiliate/v3)')
     .addHelpText(
       'after',
@@ -453,6 +458,7 @@ Examples:
           restart: Boolean(f.restart),
           dryRun: Boolean(f.dryRun),
           apiBaseUrl: f.apiBaseUrl as string | undefined,
+          embed: f.embed as 'auto' | 'require' | 'off',
         });
         return { result, text: m.formatSyncDmm(result) };
       }),
@@ -473,6 +479,7 @@ Examples:
 
   registerTrain(program, action);
   registerKerasCommands(program, action);
+  registerEmbed(program, action);
 }
 
 const TRAIN_HELP = `
@@ -569,6 +576,88 @@ function registerTrain(program: Command, action: ActionFactory): void {
           dryRun: Boolean(f.dryRun),
         });
         return { result, text: m.formatTrain(result) };
+      }),
+    );
+}
+
+const EMBED_HELP = `
+Modes:
+  (default)            full re-embed of items and users with one model version: rows are staged, then the live
+                       tables switch in one transaction (readers see the old version or the new one, never a mix)
+  --missing            only rows lacking an embedding of the version already served (daily new items), written
+                       directly; refused when the live tables serve another version
+  --shard i/n          this job embeds shard i of n (stable hash of the id; 1-based); the last shard to finish,
+                       or a later --finalize, performs the switch
+  --dataset D --to O   offline: embed a dataset folder into O/items.jsonl and O/users.jsonl, no database
+
+Only the store's current version is written to the live tables (one writer); the old daily embedding job must be
+retired first. Users with fewer than --min-history decisions get no embedding (serving then falls back to the mean
+of their liked items, as the app's RPC does).
+
+Exit codes: 4 dimension/vocabulary/probe mismatch (nothing written), 6 the model is not the current version,
+another run holds the shard, or mixed versions were found after writing; 130 interrupted (resume with --resume).
+
+Examples:
+  am-ml embed
+  am-ml embed --missing --items
+  am-ml embed --shard 1/4 --json        (one job per shard, in parallel)
+  am-ml embed --finalize
+  am-ml embed --model .am-ml/runs/20261122T091500Z --unpublished --db pglite://.tmp/db
+  am-ml embed --dataset data/app --to out/embeddings
+`;
+
+function registerEmbed(program: Command, action: ActionFactory): void {
+  program
+    .command('embed')
+    .description('re-embed every item and user into pgvector with one model version, switching versions atomically')
+    .option('--items', 'items only (with --missing, or when users already hold this version)')
+    .option('--users', 'users only (same rule)')
+    .option('--all', 'items and users (the default)')
+    .option('--model <ref>', 'current (default), a published version id, or a model folder')
+    .addOption(new Option('--name <name>', 'model name in the store').default('two_tower'))
+    .option('--batch-size <n>', `rows per read, inference and COPY batch (default 2048)`, parseIntFlag(1, 1_000_000))
+    .option('--missing', 'only rows lacking an embedding of the served version; no switch')
+    .option('--shard <i/n>', 'embed shard i of n (1-based) of a run shared by n jobs')
+    .option('--finalize', 'only switch: every shard of the run is staged')
+    .option('--resume', 'continue an interrupted run from its checkpoint')
+    .option('--restart', 'discard an interrupted run and start over')
+    .option('--dry-run', 'check model, schema and dimensions, embed one batch in memory; write nothing')
+    .option('--dataset <dir>', 'offline: a dataset folder (train --dataset format)')
+    .option('--to <dir>', 'offline: where to write items.jsonl and users.jsonl')
+    .addOption(
+      new Option('--index-policy <policy>', 'ANN indexes during the switch: keep (readers never wait), rebuild (fast bulk), auto (rebuild on PGlite, keep on postgres://)')
+        .choices(['auto', 'keep', 'rebuild'])
+        .default('auto'),
+    )
+    .option('--min-history <n>', 'decisions a user needs to get an embedding (default 1)', parseIntFlag(1, 100000))
+    .option('--unpublished', 'allow writing a model that is not the store\'s current version')
+    .addOption(new Option('--backend <name>', 'TF.js backend (default auto)').choices(['auto', 'node', 'wasm', 'cpu']))
+    .addHelpText('after', EMBED_HELP)
+    .action(
+      action('embed', async (common, f) => {
+        const m = await import('./commands/embed.js');
+        const result = await m.embed({
+          ...common,
+          items: Boolean(f.items),
+          users: Boolean(f.users),
+          all: Boolean(f.all),
+          model: f.model as string | undefined,
+          name: f.name as string,
+          batchSize: f.batchSize as number | undefined,
+          missing: Boolean(f.missing),
+          shard: f.shard as string | undefined,
+          finalize: Boolean(f.finalize),
+          resume: Boolean(f.resume),
+          restart: Boolean(f.restart),
+          dryRun: Boolean(f.dryRun),
+          dataset: f.dataset as string | undefined,
+          to: f.to as string | undefined,
+          indexPolicy: f.indexPolicy as 'auto' | 'keep' | 'rebuild',
+          minHistory: f.minHistory as number | undefined,
+          unpublished: Boolean(f.unpublished),
+          backend: f.backend as 'auto' | 'node' | 'wasm' | 'cpu' | undefined,
+        });
+        return { result, text: m.formatEmbed(result) };
       }),
     );
 }

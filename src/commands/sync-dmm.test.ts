@@ -109,7 +109,7 @@ describe('sync-dmm: against the replay server', () => {
       expect(r).toMatchObject({ floors: ['digital/videoa', 'digital/videoc'], database: url, apiBaseUrl: s.url });
       expect(r.items).toMatchObject({ seen: 360, inserted: 360, invalid: 0 });
       expect(r.reconciliation).toMatchObject({ apiTotal: 360, stored: 360, unexplained: 0 });
-      expect(reporter.lines('info')[0]).toMatch(/^Starting sync run sync-\d{8}T\d{6}Z-[0-9a-f]{6}: digital\/videoa, digital\/videoc 2024-02-01\.\.2024-02-10/);
+      expect(reporter.lines('info').find((l) => l.startsWith('Starting'))).toMatch(/^Starting sync run sync-\d{8}T\d{6}Z-[0-9a-f]{6}: digital\/videoa, digital\/videoc 2024-02-01\.\.2024-02-10/);
       const updates = reporter.events.filter((e) => e.kind === 'progress-update');
       expect(updates.at(-1)).toMatchObject({ done: 360 });
       expect(reporter.events.some((e) => e.kind === 'progress-stop')).toBe(true);

@@ -13,6 +13,7 @@ import { jstDate, jstDayStart } from '../dmm/windows.js';
 import { redact, UsageError } from '../errors.js';
 import { AMML_VERSION } from '../version.js';
 import { type CommonOptions, configOf, cwdOf, reporterOf } from './common.js';
+import { type ChunkEmbedder, chunkEmbedder, type SyncEmbedMode, type SyncEmbedStatus } from './sync-embed.js';
 
 /** Default range: the incremental pass of dmm-api.md §8.4 (recent releases plus upcoming pre-orders). */
 export const DEFAULT_DAYS_BACK = 14;
@@ -42,8 +43,15 @@ export interface SyncDmmOptions extends CommonOptions {
   dryRun?: boolean;
   /** Overrides DMM_API_BASE_URL (a replay server). */
   apiBaseUrl?: string;
-  /** Runs inside each chunk's transaction with the inserted/updated videos (the embed issue's hook). */
+  /** Runs inside each chunk's transaction with the inserted/updated videos (tests; overrides `embed`). */
   afterChunk?: AfterChunkHook;
+  /**
+   * Embed new and updated items with the current model inside each chunk's transaction: `auto` when the live tables
+   * already serve the current version, `require` fails the sync otherwise, `off` never. @default 'auto'
+   */
+  embed?: SyncEmbedMode;
+  /** Model name in the store (for `embed`). @default two_tower */
+  name?: string;
   /** Injected transport (tests). @default global fetch */
   fetch?: typeof fetch;
   /** Wall clock. @default Date.now */
@@ -52,6 +60,8 @@ export interface SyncDmmOptions extends CommonOptions {
 
 export interface SyncDmmResult extends SyncResult {
   database: string;
+  /** Whether new items were embedded during the sync, with which version, or why not. */
+  embedding: SyncEmbedStatus;
   /** The API base URL (no credentials: they travel as query parameters, never shown). */
   apiBaseUrl: string;
 }
@@ -122,8 +132,15 @@ export async function syncDmm(opts: SyncDmmOptions = {}): Promise<SyncDmmResult>
   // cores instead of taking turns on one (PGlite blocks the event loop while a statement runs).
   const db = await openDb({ url: config.databaseUrl, cwd, caFile: config.databaseCaFile, pgliteWorker: true });
   let bar: ReturnType<typeof reporter.progress> | undefined;
+  let embedder: ChunkEmbedder | undefined;
   try {
-    const writer = createCatalogWriter(db, { afterChunk: opts.afterChunk });
+    embedder = opts.afterChunk || opts.dryRun
+      ? { hook: opts.afterChunk, status: { mode: opts.embed ?? 'auto', enabled: Boolean(opts.afterChunk), itemsEmbedded: 0, reason: opts.dryRun ? '--dry-run' : undefined }, dispose() {} }
+      : await chunkEmbedder(opts, db, opts.embed ?? 'auto');
+    if (embedder.status.reason && !opts.dryRun && embedder.status.mode === 'auto') {
+      reporter.info(`New items will not be embedded during this sync: ${embedder.status.reason}.`);
+    }
+    const writer = createCatalogWriter(db, { afterChunk: embedder.hook });
     let invalidWarned = 0;
     let seen = 0;
     let planned = 0;
@@ -178,9 +195,10 @@ export async function syncDmm(opts: SyncDmmOptions = {}): Promise<SyncDmmResult>
       signal: opts.signal,
       ...(opts.resume && !explicitScope ? { resumeLatest: true } : {}),
     });
-    return { ...result, database: db.displayUrl, apiBaseUrl: redact(baseUrl) };
+    return { ...result, database: db.displayUrl, apiBaseUrl: redact(baseUrl), embedding: embedder.status };
   } finally {
     bar?.stop();
+    embedder?.dispose();
     await db.close();
   }
 }
@@ -196,6 +214,9 @@ export function formatSyncDmm(r: SyncDmmResult): string {
     `items: ${i.seen} seen, ${i.inserted} inserted, ${i.updated} updated, ${i.unchanged} unchanged, ${i.invalid} invalid, ${i.duplicates} duplicates`,
     `windows: ${r.windows.probed} probed, ${r.windows.split} split, ${r.windows.paged} paged, ${r.windows.empty} empty, ${r.windows.skippedDone} already done`,
     `requests: ${r.requests} (${r.retries} retries) in ${seconds(r.durationMs)}`,
+    r.embedding.enabled
+      ? `embedded: ${r.embedding.itemsEmbedded} new/updated item(s) with ${r.embedding.version}, in their chunks' transactions`
+      : `embedded: none during the sync (${r.embedding.reason ?? 'disabled'})`,
   ];
   if (r.retriedFailures.pages || r.retriedFailures.items) {
     lines.push(

@@ -414,6 +414,13 @@ export async function writeLiveRows(
   version: string,
   column: Pick<EmbeddingColumn, 'type' | 'dim'>,
   rows: readonly EmbeddingRow[],
+  opts: {
+    /**
+     * `full`: no row of another version may exist (a scan of the table). `served`: the newest row must carry this
+     * version (an index lookup), for callers that ran the full check once before many small writes (sync chunks).
+     */
+    check?: 'full' | 'served';
+  } = {},
 ): Promise<number> {
   if (rows.length === 0) return 0;
   for (const r of rows) {
@@ -424,7 +431,13 @@ export async function writeLiveRows(
       );
     }
   }
-  const versions = (await liveVersions(tx, target)).filter((v) => v.version !== version);
+  const versions =
+    opts.check === 'served' && target === 'items'
+      ? await (async () => {
+          const served = await servedVersion(tx);
+          return served === null || served === version ? [] : [{ version: served, rows: 1 }];
+        })()
+      : (await liveVersions(tx, target)).filter((v) => v.version !== version);
   if (versions.length) {
     throw new ConflictError(
       `Refusing to add ${version} rows to ${LIVE[target].table}: it holds ${versions.map((v) => `${v.rows} row(s) of ${v.version}`).join(', ')}.`,

@@ -51,8 +51,45 @@ const toMs = (v: Date | string | null): number | null => {
   return Number.isFinite(ms) ? ms : null;
 };
 
-/** One page of catalog items with id > `afterId` (in id order). */
-export async function readCatalogPage(db: Queryable, afterId: string | null, limit = CATALOG_PAGE_ROWS): Promise<CatalogItem[]> {
+/** Narrowing of a catalog page (for `am-ml embed`): one shard, items lacking a version, or given ids. */
+export interface CatalogFilter {
+  /** Only ids whose stable hash falls in this shard (see `shardPredicate`). */
+  shard?: { index: number; count: number };
+  /** Only videos without a `video_embeddings` row of this model version. */
+  lackingVersion?: string;
+  /** Only these videos.id values. */
+  ids?: readonly string[];
+}
+
+/**
+ * SQL deciding whether `idExpr` belongs to shard `$index` of `$count`: the first 28 bits of md5(id) modulo the
+ * count. Stable across runs, machines and Postgres versions, so n CI jobs split the work the same way every time.
+ */
+export function shardPredicate(idExpr: string, indexParam: string, countParam: string): string {
+  return `((('x' || substr(md5(${idExpr}::text), 1, 7))::bit(28)::int % ${countParam}::int) = ${indexParam}::int)`;
+}
+
+/** One page of catalog items with id > `afterId` (in id order), optionally narrowed by `filter`. */
+export async function readCatalogPage(
+  db: Queryable,
+  afterId: string | null,
+  limit = CATALOG_PAGE_ROWS,
+  filter: CatalogFilter = {},
+): Promise<CatalogItem[]> {
+  const extra: string[] = [];
+  const params: unknown[] = [[...HISTORICAL_SOURCES], afterId, limit];
+  if (filter.shard) {
+    params.push(filter.shard.index, filter.shard.count);
+    extra.push(shardPredicate('v.id', `$${params.length - 1}`, `$${params.length}`));
+  }
+  if (filter.lackingVersion !== undefined) {
+    params.push(filter.lackingVersion);
+    extra.push(`NOT EXISTS (SELECT 1 FROM public.video_embeddings e WHERE e.video_id = v.id AND e.model_version = $${params.length})`);
+  }
+  if (filter.ids) {
+    params.push(filter.ids);
+    extra.push(`v.id = ANY($${params.length}::uuid[])`);
+  }
   const { rows } = await db.query<CatalogRow>(
     `SELECT v.id::text AS item_id, v.external_id, v.title, v.maker, v.series, v.label, v.source,
             v.price::float8 AS price, v.product_released_at AS released_at, v.duration_seconds,
@@ -66,10 +103,10 @@ export async function readCatalogPage(db: Queryable, afterId: string | null, lim
                    WHERE vp.video_id = v.id
                    ORDER BY 1) AS performers
        FROM public.videos v
-      WHERE v.source <> ALL($1::text[]) AND ($2::uuid IS NULL OR v.id > $2::uuid)
+      WHERE v.source <> ALL($1::text[]) AND ($2::uuid IS NULL OR v.id > $2::uuid)${extra.map((e) => ` AND ${e}`).join('')}
       ORDER BY v.id
       LIMIT $3`,
-    [[...HISTORICAL_SOURCES], afterId, limit],
+    params,
   );
   return rows.map((r) => ({
     item_id: r.item_id,

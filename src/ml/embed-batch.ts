@@ -1,0 +1,131 @@
+/**
+ * Batches for `am-ml embed`: items and users through the loaded two-tower model (src/ml/load-model.ts), using the
+ * frozen feature spec and nothing else. User histories reference catalog items by id; each item is encoded once
+ * and kept in a bounded cache (memory stays bounded by the cache size, not by the catalog).
+ *
+ * Fallback for users (documented in the README): a user whose history has fewer than `minHistory` decisions gets
+ * no embedding (counted as skipped). Serving then uses the mean of the user's liked items' embeddings, or nothing
+ * for a user without likes, exactly as the app's RPC does for users without a user_embeddings row.
+ */
+import type { CatalogItem } from './data/dataset.js';
+import { type EncodedItem, encodeItem, emptyStats, type FeatureStats, mergeStats } from './features/index.js';
+import type { LoadedTwoTower } from './load-model.js';
+
+/** Encoded items kept across user batches. */
+export const DEFAULT_ITEM_CACHE_ENTRIES = 50_000;
+/** Users below this many decisions get no embedding. @see module comment */
+export const DEFAULT_MIN_HISTORY = 1;
+
+export interface EmbeddedRow {
+  id: string;
+  embedding: Float32Array;
+}
+
+/** Split a row-major matrix into per-row views (no copy). */
+function rowsOf(ids: readonly string[], matrix: Float32Array, dim: number): EmbeddedRow[] {
+  return ids.map((id, r) => ({ id, embedding: matrix.subarray(r * dim, (r + 1) * dim) }));
+}
+
+/** Embed catalog items with the item tower. */
+export function embedItemRows(model: LoadedTwoTower, items: readonly CatalogItem[]): { rows: EmbeddedRow[]; stats: FeatureStats } {
+  if (items.length === 0) return { rows: [], stats: emptyStats() };
+  const { embeddings, stats } = model.embedItems(items);
+  return { rows: rowsOf(items.map((i) => i.item_id), embeddings, model.dim), stats };
+}
+
+/** A least-recently-used cache of encoded catalog items. */
+export class EncodedItemCache {
+  private readonly map = new Map<string, EncodedItem>();
+  readonly stats: FeatureStats = emptyStats();
+  constructor(
+    private readonly model: LoadedTwoTower,
+    private readonly maxEntries = DEFAULT_ITEM_CACHE_ENTRIES,
+  ) {}
+
+  has(id: string): boolean {
+    return this.map.has(id);
+  }
+
+  get(id: string): EncodedItem | undefined {
+    const e = this.map.get(id);
+    if (e) {
+      this.map.delete(id);
+      this.map.set(id, e);
+    }
+    return e;
+  }
+
+  /** Encode and remember items (evicting the least recently used beyond the limit). */
+  add(items: readonly CatalogItem[]): void {
+    for (const item of items) {
+      this.map.delete(item.item_id);
+      this.map.set(item.item_id, encodeItem(this.model.spec, item, this.stats));
+      if (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
+    }
+  }
+
+  /** Ids among `ids` that are not cached. */
+  missing(ids: Iterable<string>): string[] {
+    const out = new Set<string>();
+    for (const id of ids) if (!this.map.has(id)) out.add(id);
+    return [...out];
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export interface UserHistoryRef {
+  userId: string;
+  /** videos.id of likes / nopes, newest first. */
+  likes: readonly string[];
+  nopes: readonly string[];
+}
+
+export interface UserBatchResult {
+  rows: EmbeddedRow[];
+  /** Users below `minHistory` decisions. */
+  skipped: number;
+  /** History entries whose item is no longer in the catalog (dropped, counted). */
+  unknownItems: number;
+  stats: FeatureStats;
+}
+
+/**
+ * Embed users from their histories with the user tower. Items referenced by the histories must be in the cache
+ * (add them first); ids that are not are dropped from the history and counted (a video deleted since the decision).
+ */
+export function embedUserRows(
+  model: LoadedTwoTower,
+  cache: EncodedItemCache,
+  users: readonly UserHistoryRef[],
+  minHistory = DEFAULT_MIN_HISTORY,
+): UserBatchResult {
+  let unknownItems = 0;
+  const resolve = (ids: readonly string[]): EncodedItem[] => {
+    const out: EncodedItem[] = [];
+    for (const id of ids) {
+      const e = cache.get(id);
+      if (e) out.push(e);
+      else unknownItems++;
+    }
+    return out;
+  };
+  const kept: string[] = [];
+  const histories: { likes: EncodedItem[]; nopes: EncodedItem[] }[] = [];
+  let skipped = 0;
+  for (const u of users) {
+    const likes = resolve(u.likes);
+    const nopes = resolve(u.nopes);
+    if (likes.length + nopes.length < minHistory) {
+      skipped++;
+      continue;
+    }
+    kept.push(u.userId);
+    histories.push({ likes, nopes });
+  }
+  if (kept.length === 0) return { rows: [], skipped, unknownItems, stats: emptyStats() };
+  const { embeddings, stats } = model.embedUsersEncoded(histories);
+  return { rows: rowsOf(kept, embeddings, model.dim), skipped, unknownItems, stats: mergeStats(emptyStats(), stats) };
+}
