@@ -4,7 +4,8 @@
  * with am-ml/edge vendored by scripts/vendor-edge.mjs) served by Deno against it. Checks:
  * - the user embeddings Deno returns equal Node's `loadTwoTowerFromDir(run).embedUsers(histories)` (the loader and
  *   feature path `am-ml embed` uses) within 1e-6, for users with likes and nopes, only nopes, and no history, both
- *   with the history in the request and read from the database through the history RPC;
+ *   with the history in the request and read from the database through the history RPC; and equal what
+ *   `am-ml embed` writes, to user_embeddings and to users.jsonl (`--dataset --to`);
  * - a flipped byte in a stored shard makes a fresh function fall back (liked-items mean, stored user vector, none),
  *   say why, and never crash; reload_models reports the failure;
  * - `am-ml publish` of a second version calls reload_models in Deno, which loads it, and embed-user serves it
@@ -16,12 +17,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embed, type EmbedResult } from '../commands/embed.js';
 import { publish } from '../commands/publish.js';
 import { train, type TrainOptions } from '../commands/train.js';
-import type { PgliteDb } from '../db/pglite.js';
+import { migrate } from '../db/migrate.js';
+import { openPglite, type PgliteDb } from '../db/pglite.js';
 import { readUserHistories } from '../db/training-data.js';
 import { readCatalog } from '../db/training-data.js';
 import { readDatasetFolder } from '../ml/data/dataset.js';
+import { datasetHistories } from '../ml/embed-dataset.js';
 import type { ItemAttributes, UserHistory } from '../ml/features/index.js';
 import type { LoadedTwoTower } from '../ml/load-model.js';
 import { loadTwoTowerFromDir } from '../ml/load-model-fs.js';
@@ -30,7 +34,6 @@ import { initTf } from '../ml/tf.js';
 import { seedCatalog, seedDecisions } from '../testing/app-db-seed.js';
 import { denoArgs, denoBinary, denoEnv, type ServedFunctions, serveFunctions } from '../testing/deno.js';
 import { type FakeSupabase, startFakeSupabase } from '../testing/fake-supabase-storage.js';
-import { createTestDb } from '../testing/pglite.js';
 import { startSupabaseGateway, type SupabaseGateway } from '../testing/supabase-gateway.js';
 import { writeTinyDataset } from '../testing/synthetic-data.js';
 import { REPO_ROOT, type TmpDir, tmpDir } from '../testing/tmp-dir.js';
@@ -44,6 +47,7 @@ let dir: TmpDir;
 let fake: FakeSupabase;
 let gateway: SupabaseGateway;
 let db: PgliteDb;
+let embedded: EmbedResult;
 let fns: ServedFunctions;
 let modelA: LoadedTwoTower;
 let modelB: LoadedTwoTower;
@@ -110,13 +114,17 @@ beforeAll(async () => {
     history: { likes: [{ item_id: 'never-seen', tags: ['no-such-tag', null, ''], maker: 42, price: 'NaN', released_at: 'not a date' }, ...some.slice(5, 8)], nopes: [] },
   });
 
-  // The app database: the same catalog, users with UUIDs, and the history RPC of the example migration.
-  db = await createTestDb({ embeddingType: 'halfvec', dim: 16 });
-  await db.exec('CREATE ROLE anon; CREATE ROLE authenticated; CREATE ROLE service_role;');
-  const ids = await seedCatalog(db, data.items);
+  // The app database (vector(16), so stored vectors are exact float32): the same catalog, users with UUIDs, the
+  // history RPC of the example migration.
+  const dbDir = dir.join('app-db');
+  const seed = await openPglite({ dir: dbDir });
+  await migrate(seed, { embeddingType: 'vector', dim: 16 });
+  await seed.exec('CREATE ROLE anon; CREATE ROLE authenticated; CREATE ROLE service_role;');
+  const ids = await seedCatalog(seed, data.items);
   const planted = generateInteractions(data.items, { seed: 11, users: 6, userIdFormat: 'uuid', clusters: 3, likesPerUser: [3, 12] });
-  await seedDecisions(db, planted.interactions, ids);
-  await db.exec(readFileSync(path.join(REPO_ROOT, 'examples/supabase/migrations/20261122000000_am_ml_user_history.sql'), 'utf8'));
+  await seedDecisions(seed, planted.interactions, ids);
+  await seed.exec(readFileSync(path.join(REPO_ROOT, 'examples/supabase/migrations/20261122000000_am_ml_user_history.sql'), 'utf8'));
+  await seed.close();
 
   fake = await startFakeSupabase();
   gateway = await startSupabaseGateway(fake.url);
@@ -124,8 +132,17 @@ beforeAll(async () => {
     const { rows } = await db.query<{ h: unknown }>('SELECT public.am_ml_user_history($1::uuid, $2::int, $3::int) AS h', [args.p_user_id, args.p_max_likes, args.p_max_nopes]);
     return rows[0].h;
   });
+  // PostgREST's answer to .from('video_embeddings').select('video_id, embedding').in('video_id', ids): vectors as text.
+  gateway.setTable('video_embeddings', async (q) => {
+    const ids = /^in\.\((.*)\)$/.exec(q.get('video_id') ?? '')?.[1].split(',') ?? [];
+    const { rows } = await db.query('SELECT video_id::text AS video_id, embedding::text AS embedding FROM public.video_embeddings WHERE video_id = ANY($1::uuid[])', [ids]);
+    return rows;
+  });
   const env = { SUPABASE_URL: gateway.url, SUPABASE_SERVICE_ROLE_KEY: fake.key, AMML_MODEL_STORE: 'supabase://models/prod' };
   await publish({ cwd: dir.path, env, modelDir: 'runs/a', version: 'v1', reload: false });
+  // `am-ml embed` of the current version writes every item and user embedding of the database.
+  embedded = await embed({ cwd: dir.path, env: { ...env, AMML_DATABASE_URL: `pglite://${dbDir}` }, backend: 'wasm' });
+  db = await openPglite({ dir: dbDir });
 
   await run(process.execPath, [path.join(REPO_ROOT, 'scripts/vendor-edge.mjs')], { cwd: REPO_ROOT });
   fns = await start(['embed-user', 'reload_models']);
@@ -157,17 +174,42 @@ describe('embed-user under Deno', () => {
     expect((odd.body.featureStats as { fields: Record<string, { unknown: number }> }).fields.tags.unknown).toBeGreaterThan(0);
   });
 
-  it('reads the history from the database (am_ml_user_history) and matches embed’s own reading of it', async () => {
+  it('equals `am-ml embed --dataset --to` (users.jsonl) for the same users, within 1e-6', async () => {
+    const r = await embed({ cwd: dir.path, env: {}, model: dir.join('runs', 'a'), dataset: 'data', to: 'embedded', backend: 'wasm' });
+    expect(r.mode).toBe('dataset');
+    const written = new Map(
+      readFileSync(dir.join('embedded', 'users.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; embedding: number[] })
+        .map((u) => [u.id, u.embedding]),
+    );
+    const users = datasetHistories(readDatasetFolder(dir.join('data')).interactions).slice(0, 8);
+    expect(users.length).toBe(8);
+    for (const u of users) {
+      const res = await call(fns, 'embed-user', { likes: u.likes.map((id) => items.get(id)), nopes: u.nopes.map((id) => items.get(id)) });
+      expect(res.body).toMatchObject({ source: 'model', model: { runId: r.model.runId } });
+      expect(maxAbsDiff(res.body.embedding as number[], written.get(u.userId)!), u.userId).toBeLessThanOrEqual(TOLERANCE);
+    }
+  });
+
+  it('reads the history from the database (am_ml_user_history) and equals what `am-ml embed` wrote to user_embeddings', async () => {
+    expect(embedded).toMatchObject({ mode: 'full', model: { version: 'v1', runId: modelA.runId } });
+    const written = (await db.query<{ id: string; e: string; v: string }>('SELECT user_id::text AS id, embedding::text AS e, model_version AS v FROM public.user_embeddings ORDER BY 1')).rows;
+    expect(written.length).toBe(6);
+    // the RPC reads the history as embed does (latest decision per video, newest first, capped by the spec)
     const catalog = new Map((await readCatalog(db)).map((i) => [String(i.item_id), i]));
-    const users = (await db.query<{ id: string }>('SELECT DISTINCT user_id::text AS id FROM public.user_video_decisions ORDER BY 1')).rows.map((r) => r.id);
     const spec = modelA.spec.user;
-    const ids = await readUserHistories(db, users, { maxLikes: spec.maxLikes, maxNopes: spec.maxNopes });
-    const expected = modelA.embedUsers(users.map((u) => ({ likes: ids.get(u)!.likes.map((v) => catalog.get(v)!), nopes: ids.get(u)!.nopes.map((v) => catalog.get(v)!) }))).embeddings;
-    for (const [k, user] of users.entries()) {
-      const r = await call(fns, 'embed-user', { user_id: user });
+    const histories = await readUserHistories(db, written.map((w) => w.id), { maxLikes: spec.maxLikes, maxNopes: spec.maxNopes });
+    for (const w of written) {
+      expect(w.v).toBe('v1'); // embed writes the store version as model_version, which the answer names
+      const r = await call(fns, 'embed-user', { user_id: w.id });
       expect(r.status, r.text).toBe(200);
-      expect(r.body).toMatchObject({ user_id: user, source: 'model', history: { likes: ids.get(user)!.likes.length, nopes: ids.get(user)!.nopes.length } });
-      expect(maxAbsDiff(r.body.embedding as number[], rowOf(expected, 16, k))).toBeLessThanOrEqual(TOLERANCE);
+      const h = histories.get(w.id)!;
+      expect(r.body).toMatchObject({ user_id: w.id, source: 'model', model: { version: w.v }, history: { likes: h.likes.length, nopes: h.nopes.length } });
+      expect(maxAbsDiff(r.body.embedding as number[], JSON.parse(w.e))).toBeLessThanOrEqual(TOLERANCE);
+      const direct = modelA.embedUsers([{ likes: h.likes.map((v) => catalog.get(v)!), nopes: h.nopes.map((v) => catalog.get(v)!) }]).embeddings;
+      expect(maxAbsDiff(r.body.embedding as number[], direct)).toBeLessThanOrEqual(TOLERANCE);
     }
   });
 
@@ -227,6 +269,22 @@ describe('a corrupt model file', () => {
       expect((await call(cold, 'embed-user', {})).body).toMatchObject({ error: 'Give the history (likes, nopes) or a user_id.' });
       const none = await call(cold, 'embed-user', { likes: [], nopes: [] });
       expect(none.body).toMatchObject({ source: 'none', embedding: null, dim: null });
+
+      // From the database: the RPC returns each liked item's stored vector; a history given without vectors has them
+      // read from video_embeddings (supabase-js, PostgREST).
+      const [user] = (await db.query<{ id: string }>('SELECT user_id::text AS id FROM public.user_embeddings ORDER BY 1 LIMIT 1')).rows.map((x) => x.id);
+      const fromDb = await call(cold, 'embed-user', { user_id: user });
+      const likedIds = (await readUserHistories(db, [user], { maxLikes: 200, maxNopes: 0 })).get(user)!.likes;
+      const vectors = (await db.query<{ e: string }>('SELECT embedding::text AS e FROM public.video_embeddings WHERE video_id = ANY($1::uuid[])', [likedIds])).rows.map((x) => JSON.parse(x.e) as number[]);
+      expect(vectors.length).toBe(likedIds.length);
+      const dbMean = new Float64Array(16);
+      for (const v of vectors) v.forEach((x, i) => (dbMean[i] += x));
+      const dbNorm = Math.hypot(...dbMean);
+      expect(fromDb.body).toMatchObject({ source: 'liked-items-mean', fallbackItems: { used: likedIds.length, missing: 0 } });
+      expect(maxAbsDiff(fromDb.body.embedding as number[], Array.from(dbMean, (x) => x / dbNorm))).toBeLessThanOrEqual(TOLERANCE);
+      const looked = await call(cold, 'embed-user', { user_id: user, likes: (await readCatalog(db)).filter((i) => likedIds.includes(String(i.item_id))) });
+      expect(looked.body).toMatchObject({ source: 'liked-items-mean', fallbackItems: { used: likedIds.length, missing: 0 } });
+      expect(maxAbsDiff(looked.body.embedding as number[], Array.from(dbMean, (x) => x / dbNorm))).toBeLessThanOrEqual(TOLERANCE);
 
       const reload = await call(cold, 'reload_models', { version: 'v1', name: 'two_tower' });
       expect(reload.status).toBe(500);

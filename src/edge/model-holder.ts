@@ -30,9 +30,9 @@ export const DEFAULT_RETRY_AFTER_FAILURE_MS = 30_000;
 export interface ServedModel {
   model: LoadedTwoTower;
   name: string;
-  /** The store version (the pointer's `current.version`). */
+  /** The store version (the pointer's `current.version`): the `model_version` `am-ml embed` writes for this model. */
   version: string;
-  /** The training run id: the `model_version` embeddings of this model are written with. */
+  /** The training run the version was published from. */
   runId: string;
   /** The TF.js backend running it (`cpu`, `wasm`). */
   backend: string;

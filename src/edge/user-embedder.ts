@@ -34,7 +34,7 @@ export interface UserEmbedding {
   embedding: number[] | null;
   dim: number | null;
   source: EmbeddingSource;
-  /** The model that produced it (source `model`). `runId` is the `model_version` batch embeddings carry. */
+  /** The model that produced it (source `model`). `version` is the `model_version` `am-ml embed` writes for it. */
   model: { name: string; version: string; runId: string; backend: string } | null;
   /** Why the model was not used (every source but `model`). */
   fallbackReason?: string;

@@ -1,18 +1,20 @@
 /**
  * One loopback URL standing in for a Supabase project, the way the app's clients see it: `/functions/v1/*` goes to
- * the functions (Deno, started later: `setFunctionsUrl`), `/rest/v1/rpc/<name>` to RPC handlers (tests run the real
- * SQL on PGlite), `/auth/v1/user` answers for tokens the test registered, and everything else (Storage) goes to
+ * the functions (Deno, started later: `setFunctionsUrl`), `/rest/v1/rpc/<name>` to RPC handlers and
+ * `GET /rest/v1/<table>` to table handlers (tests run the real SQL on PGlite; the handler gets PostgREST's query), `/auth/v1/user` answers for tokens the test registered, and everything else (Storage) goes to
  * the fake Supabase server. Requests are forwarded with their headers and bodies; answers come back unchanged.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type RpcHandler = (args: Record<string, unknown>) => Promise<unknown>;
+export type TableHandler = (query: URLSearchParams) => Promise<unknown[]>;
 
 export interface SupabaseGateway {
   url: string;
   setFunctionsUrl(url: string): void;
   setRpc(name: string, handler: RpcHandler): void;
+  setTable(name: string, handler: TableHandler): void;
   /** `auth.getUser(token)` answers with this user id. */
   addUserToken(token: string, userId: string): void;
   stop(): Promise<void>;
@@ -21,6 +23,7 @@ export interface SupabaseGateway {
 export async function startSupabaseGateway(storageUrl: string): Promise<SupabaseGateway> {
   let functionsUrl: string | null = null;
   const rpcs = new Map<string, RpcHandler>();
+  const tables = new Map<string, TableHandler>();
   const users = new Map<string, string>();
 
   const server = http.createServer((req, res) => {
@@ -39,6 +42,12 @@ export async function startSupabaseGateway(storageUrl: string): Promise<Supabase
             const handler = rpcs.get(rpc[1]);
             if (!handler) return send(404, { code: 'PGRST202', message: `Could not find the function public.${rpc[1]}` });
             return send(200, await handler(body.length ? JSON.parse(body.toString('utf8')) : {}));
+          }
+          const table = /^\/rest\/v1\/([^/]+)$/.exec(url.pathname);
+          if (table && !rpc && req.method === 'GET') {
+            const handler = tables.get(table[1]);
+            if (!handler) return send(404, { code: '42P01', message: `relation "public.${table[1]}" does not exist` });
+            return send(200, await handler(url.searchParams));
           }
           if (url.pathname === '/auth/v1/user') {
             const token = (req.headers.authorization ?? '').replace(/^Bearer /i, '');
@@ -65,6 +74,7 @@ export async function startSupabaseGateway(storageUrl: string): Promise<Supabase
       functionsUrl = u;
     },
     setRpc: (name, h) => rpcs.set(name, h),
+    setTable: (name, h) => tables.set(name, h),
     addUserToken: (t, id) => users.set(t, id),
     stop: async () => {
       server.closeAllConnections();
