@@ -56,6 +56,15 @@ describe('bin/am-ml.js', () => {
     }
   });
 
+  it('does not load TensorFlow.js for sync-dmm, models and rollback (their modules, imported)', () => {
+    const script = `
+      for (const m of ['sync-dmm', 'models', 'rollback', 'publish']) await import(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'commands'))} + '/' + m + '.js');
+      const { createRequire } = await import('node:module');
+      console.log(Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('@tensorflow')).length);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir.path, encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('0');
+  });
+
   it('init then doctor --json: one document each, exit 0, the active TF backend reported', () => {
     const init = amMl(['init', '--json']);
     expect(init.code).toBe(0);

@@ -382,17 +382,20 @@ Examples:
       .description('point current back at the previous current (or --to any complete version); only the pointer moves')
       .option('--to <version>', 'target version (default: the previous current)')
       .addOption(nameOption())
-      .option('--dry-run', 'verify the target and say what would move, write nothing'),
+      .option('--dry-run', 'verify the target and say what would move, write nothing')
+      .option('--embed', 're-embed items and users with the target version right away (resumable: am-ml embed --resume)'),
   )
     .addHelpText(
       'after',
       `
 The target is re-hashed first; a missing target exits 6, a damaged one exits 4, and current stays where it is. Nothing
-is deleted. Afterwards, re-embed users and items with the target version.
+is deleted. Serving uses embeddings, not model files: re-embed users and items with the target version afterwards,
+or pass --embed to do it in the same command.
 
 Examples:
   am-ml rollback
   am-ml rollback --to 20261120T080000Z
+  am-ml rollback --embed
   am-ml --store supabase://models/prod rollback --reload-function reload_models
 `,
     )
@@ -406,6 +409,7 @@ Examples:
           dryRun: Boolean(f.dryRun),
           reloadFunction: f.reloadFunction as string,
           reload: f.reload !== false,
+          embed: Boolean(f.embed),
         });
         return { result, text: m.formatRollback(result), exitCode: reloadExit(result) };
       }),

@@ -220,3 +220,14 @@ describe('am-ml embed --dataset --to', () => {
     expect(users.length).toBe(r.dataset!.users);
   });
 });
+
+describe('am-ml rollback --embed', () => {
+  it('moves the pointer and re-embeds with the target version in one command', async () => {
+    const { rollback } = await import('./rollback.js');
+    const r = await rollback({ cwd: dir.path, env: {}, store: store(), db: halfDb.url, to: 'v1', embed: true, reporter: recordingReporter() });
+    expect(r).toMatchObject({ changed: true, to: 'v1' });
+    expect(r.embed?.run?.status).toBe('switched');
+    const live = await liveRows(halfDb.url, 'video_embeddings');
+    expect(new Set([...live.values()].map((x) => x.version))).toEqual(new Set(['v1']));
+  });
+});
