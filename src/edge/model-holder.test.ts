@@ -178,6 +178,15 @@ try {
     expect(await node(script(true))).toMatchObject({ ok: true, shape: [2, 16], classes: expect.arrayContaining(['AmMlWeightedBag', 'AmMlL2Normalize']) });
     expect(await node(script(false))).toMatchObject({ ok: false, message: expect.stringMatching(/Unknown layer: AmMlWeightedBag/) });
   });
+
+  it('am-ml/edge is importable by its package name and embeds from a store URL', async () => {
+    const out = await node(`
+import { createEdgeEmbedder } from 'am-ml/edge';
+const e = createEdgeEmbedder({ store: '${staticUrl}' });
+const r = await e.embed({ likes: ${JSON.stringify(likes.slice(0, 3))} });
+console.log(JSON.stringify({ source: r.source, dim: r.dim, model: r.model }));`);
+    expect(out).toMatchObject({ source: 'model', dim: 16, model: { version: 'v1', backend: 'cpu' } });
+  });
 });
 
 describe('httpStoreReader', () => {
