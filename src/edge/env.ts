@@ -9,7 +9,7 @@
  * | `AMML_MODEL_STORE_PREFIX` | '' | the store's folder inside an http(s) bucket root |
  * | `AMML_MODEL_NAME` | `two_tower` | the model name (`am-ml publish --name`) |
  * | `AMML_POINTER_MAX_AGE_SECONDS` | 60 | re-read `current.json` when the last read is older (0: every request) |
- * | `AMML_RETRY_AFTER_FAILURE_SECONDS` | 30 | with no model loaded, wait this long before trying to load again |
+ * | `AMML_RETRY_AFTER_FAILURE_SECONDS` | 30 | after a failed load, wait this long before trying that version again |
  * | `AMML_TF_BACKEND` | `cpu` | `cpu` or `wasm` (wasm needs `@tensorflow/tfjs-backend-wasm` in the import map) |
  */
 import { z } from 'zod';

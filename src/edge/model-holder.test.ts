@@ -125,6 +125,31 @@ describe('ModelHolder', () => {
     h.dispose();
   });
 
+  it('does not download a version that failed again before the back-off, even with the pointer checked on every request', async () => {
+    fake = await startFakeSupabase();
+    await publish({ cwd: dir.path, env: envFor(fake), modelDir: 'runs/a', version: 'v1', reload: false });
+    const clock = { t: 0 };
+    const store = httpStoreReader(edgeStoreConfig('supabase://models/prod', { supabaseUrl: fake.url, key: fake.key }));
+    const h = new ModelHolder({ store, now: () => clock.t, pointerMaxAgeMs: 0, retryAfterFailureMs: 30_000 });
+    expect((await h.current()).served?.version).toBe('v1');
+    await publish({ cwd: dir.path, env: envFor(fake), modelDir: 'runs/b', version: 'v2', reload: false });
+    fake.putObject('models', 'prod/two_tower/v2/user_tower/group1-shard1of1.bin', new Uint8Array(8));
+    const shardReads = () => gets(fake, '/v2/user_tower/group1-shard1of1.bin');
+    const before = shardReads();
+    const first = await h.current();
+    expect(first).toMatchObject({ served: { version: 'v1' }, failure: expect.stringMatching(/group1-shard1of1\.bin: size 8, manifest says \d+/) });
+    expect(shardReads()).toBe(before + 1);
+    clock.t = 29_999;
+    expect((await h.current()).served?.version).toBe('v1');
+    expect(shardReads()).toBe(before + 1); // pointer re-read, broken version not fetched again
+    expect((await h.reload({ version: 'v2' })).ok).toBe(false);
+    expect(shardReads()).toBe(before + 2); // a reload call tries at once
+    clock.t = 29_999 + 30_000;
+    await h.current();
+    expect(shardReads()).toBe(before + 3);
+    h.dispose();
+  });
+
   it('with nothing to serve, falls back and retries the store only after the back-off (a reload retries at once)', async () => {
     fake = await startFakeSupabase();
     const clock = { t: 0 };

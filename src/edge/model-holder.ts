@@ -11,8 +11,8 @@
  *   and loads what it names. The pointer is the truth: if it names another version than the one asked for, that
  *   one is loaded and the answer says so.
  * - A failed load never replaces a working model: the old version keeps serving and the failure is reported. With
- *   nothing loaded, requests get the caller's fallback; the load is retried after `retryAfterFailureMs`
- *   (default 30 s; a reload call retries at once).
+ *   nothing loaded, requests get the caller's fallback. A version that failed is not downloaded again before
+ *   `retryAfterFailureMs` (default 30 s) has passed, whatever the max age; a reload call retries at once.
  *
  * Each function instance (Supabase worker) has its own holder: a reload call reaches one worker of the function it
  * is sent to, so other workers pick the new version up through the pointer max age.
@@ -93,7 +93,7 @@ const decoder = new TextDecoder();
 export class ModelHolder {
   readonly name: string;
   private served: ServedModel | null = null;
-  private failure: { reason: string; at: number } | null = null;
+  private failure: { reason: string; at: number; version: string | null } | null = null;
   private pointerCheckedAt = -Infinity;
   private inFlight: Promise<void> | null = null;
   private prepared: Promise<void> | null = null;
@@ -132,7 +132,7 @@ export class ModelHolder {
     }
     if (this.inFlight) await this.inFlight;
     const previous = this.served?.version ?? null;
-    const pointerVersion = await this.refresh();
+    const pointerVersion = await this.refresh(true);
     const s = this.served;
     const out: ReloadOutcome = { ...base, ok: false, version: s?.version ?? null, runId: s?.runId ?? null, previous, changed: (s?.version ?? null) !== previous };
     if (requested !== null && pointerVersion !== null && pointerVersion !== requested) {
@@ -149,8 +149,11 @@ export class ModelHolder {
     this.served = null;
   }
 
-  /** Read the pointer and load its version when it is not the one served. Returns the pointer's version. */
-  private refresh(): Promise<string | null> {
+  /**
+   * Read the pointer and load its version when it is not the one served. A version that just failed to load is not
+   * downloaded again before the back-off has passed (unless `force`: a reload call). Returns the pointer's version.
+   */
+  private refresh(force = false): Promise<string | null> {
     let version: string | null = null;
     const run = (async () => {
       const t = this.now();
@@ -170,6 +173,7 @@ export class ModelHolder {
         this.failure = null;
         return;
       }
+      if (!force && this.failure?.version === version && t - this.failure.at < this.retryAfter) return;
       try {
         await this.load(pointer.current);
         this.failure = null;
@@ -185,7 +189,7 @@ export class ModelHolder {
   }
 
   private fail(version: string | null, reason: string): void {
-    this.failure = { reason, at: this.now() };
+    this.failure = { reason, at: this.now(), version };
     this.opts.onEvent?.({ kind: 'load-failed', version, reason, serving: this.served?.version ?? null });
   }
 
