@@ -11,7 +11,9 @@
  * Importing this module also registers the runtime's classes (`am-ml/runtime`).
  */
 import { registerWeightedBagKernel, WEIGHTED_BAG_KERNEL } from './kernels/weighted-bag-kernel.js';
-import { AmMlL2Normalize, registerAmMlLayers } from './runtime/index.js';
+// From runtime/layers.js, not runtime/index.js: the runtime entry imports this module (so `import 'am-ml/runtime'`
+// registers AmMlWeightedBag too), and a cycle between the two would call into index.js before it is initialised.
+import { AmMlL2Normalize, CUSTOM_LAYERS } from './runtime/layers.js';
 import { tf } from './tf.js';
 
 export const WEIGHTED_BAG_CLASS = 'AmMlWeightedBag';
@@ -69,6 +71,7 @@ export class WeightedBag extends tf.layers.Layer {
   }
 }
 
-registerAmMlLayers();
+// Registering a class again under the same name is a no-op for TF.js, so this and registerAmMlLayers() may both run.
+for (const cls of Object.values(CUSTOM_LAYERS)) tf.serialization.registerClass(cls);
 tf.serialization.registerClass(WeightedBag);
 registerWeightedBagKernel(tf);

@@ -1,6 +1,7 @@
 /**
  * `am-ml/runtime`: import it once before `tf.loadLayersModel`, and every model am-ml wrote loads with plain
- * TF.js, custom layers included:
+ * TF.js, custom layers included (the Keras stand-ins of `am-ml export` and the two-tower layers of `am-ml train`:
+ * `AmMlWeightedBag` with its cpu/wasm kernel, `AmMlL2Normalize`):
  *
  *   import 'am-ml/runtime';
  *   import * as tf from '@tensorflow/tfjs';
@@ -12,20 +13,27 @@
  *
  * No Node-only APIs: this module runs in Deno Edge Functions and browsers too.
  */
+import { registerWeightedBagKernel } from '../kernels/weighted-bag-kernel.js';
+// Importing the training layers registers AmMlWeightedBag and its kernel (two-tower runs need them).
+import { WEIGHTED_BAG_CLASS, WeightedBag } from '../layers.js';
 import { tf } from '../tf.js';
 import { AmMlL2Normalize, CUSTOM_LAYERS, type CustomLayerName, Subtract, UnitNormalization } from './layers.js';
 
-export { AmMlL2Normalize, Subtract, UnitNormalization, CUSTOM_LAYERS, type CustomLayerName };
+export { AmMlL2Normalize, Subtract, UnitNormalization, CUSTOM_LAYERS, type CustomLayerName, WeightedBag, WEIGHTED_BAG_CLASS };
+
+/** Every class registered here, by the class name model.json uses: export's Keras layers and train's layers. */
+export const MODEL_LAYERS = { ...CUSTOM_LAYERS, [WEIGHTED_BAG_CLASS]: WeightedBag } as const;
 
 let registered = false;
 
-/** Register am-ml's custom layer classes with TF.js (idempotent). Returns their class names. */
+/** Register am-ml's custom layer classes (and the AmMlWeightedBag kernel) with TF.js (idempotent). Returns their class names. */
 export function registerAmMlLayers(): string[] {
   if (!registered) {
-    for (const cls of Object.values(CUSTOM_LAYERS)) tf.serialization.registerClass(cls);
+    for (const cls of Object.values(MODEL_LAYERS)) tf.serialization.registerClass(cls);
+    registerWeightedBagKernel(tf);
     registered = true;
   }
-  return Object.keys(CUSTOM_LAYERS);
+  return Object.keys(MODEL_LAYERS);
 }
 
 /** Class names of the custom layers a model.json needs (from its `userDefinedMetadata` or its topology). */
@@ -35,7 +43,7 @@ export function customLayersOf(modelJson: { modelTopology?: unknown; userDefined
     if (Array.isArray(v)) v.forEach(visit);
     else if (v && typeof v === 'object') {
       const o = v as Record<string, unknown>;
-      if (typeof o.class_name === 'string' && o.class_name in CUSTOM_LAYERS) names.add(o.class_name);
+      if (typeof o.class_name === 'string' && o.class_name in MODEL_LAYERS) names.add(o.class_name);
       Object.values(o).forEach(visit);
     }
   };
