@@ -94,6 +94,12 @@ export function formatQuickstart(r: QuickstartResult): string {
   for (const m of e.metrics) lines.push(`  ${m.name.padEnd(14)}${f3(m.model).padStart(8)}${f3(m.popularity).padStart(12)}`);
   lines.push(e.beatsPopularity ? '  The model beats the popularity baseline (recall@100 and ndcg@10).' : '  The model does NOT beat the popularity baseline.');
   for (const [i, s] of r.samples.entries()) lines.push('', ...sampleBlock(s, i, r.samples.length));
+  const rel = r.relevance;
+  lines.push(
+    '',
+    `Over the first ${rel.users} users with 15 or more likes, ${Math.round(rel.model * 100)}% of the top ${rel.k} recommendations carry ` +
+      `the user's taste; ${Math.round(rel.popularity * 100)}% of the popularity feed's top ${rel.k} do.`,
+  );
   const live = (rows: { version: string | null; rows: number }[]) => rows.map((v) => `${v.rows} rows of ${v.version ?? 'no version'}`).join(', ') || 'empty';
   lines.push(
     '',

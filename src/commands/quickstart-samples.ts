@@ -7,7 +7,18 @@
  * carry it far more often than the most liked videos do.
  */
 import { openDb } from '../db/open.js';
-import { performerNames, popularUndecided, recentLikes, SERVING_LIKES_WINDOW, servedRecommendations, type VideoCard } from '../db/recommendations.js';
+import type { Queryable } from '../db/types.js';
+import {
+  decidedVideos,
+  performerNames,
+  popularityRanking,
+  recentLikes,
+  SERVING_LIKES_WINDOW,
+  servedRecommendations,
+  undecidedBy,
+  type VideoCard,
+  videoCards,
+} from '../db/recommendations.js';
 import type { PlantedCluster } from '../ml/synthetic.js';
 
 /** Likes needed for a user to be a sample (enough history to show a taste). */
@@ -93,6 +104,50 @@ export function pickSampleUsers(users: readonly { userId: string; cluster: numbe
   return out;
 }
 
+/** The popularity feed of each user (one ranking, minus what each decided), as cards. */
+async function popularFeeds(db: Queryable, userIds: readonly string[], k: number): Promise<Map<string, VideoCard[]>> {
+  const decided = await decidedVideos(db, userIds);
+  const ranking = await popularityRanking(db, Math.max(0, ...[...decided.values()].map((d) => d.size)) + k);
+  const feeds = new Map(userIds.map((u) => [u, undecidedBy(ranking, decided.get(u)!, k)]));
+  const cards = new Map((await videoCards(db, [...new Set([...feeds.values()].flat())])).map((c) => [c.videoId, c]));
+  return new Map([...feeds].map(([u, ids]) => [u, ids.map((id) => cards.get(id)!)]));
+}
+
+export interface RelevanceSummary {
+  /** Users checked: the first ones in id order with enough likes. */
+  users: number;
+  /** Recommendations per user (the serving rule's top k, and the popularity feed's top k). */
+  k: number;
+  /** Mean share of a user's recommendations that carry their taste, and the same for the popularity feed. */
+  model: number;
+  popularity: number;
+}
+
+/** The sample check over many users (two samples alone are noisy): what share of each user's top k carries their taste. */
+export async function relevanceOverUsers(
+  opts: { databaseUrl: string; cwd: string },
+  users: readonly { userId: string; cluster: number }[],
+  likesOf: (userId: string) => number,
+  clusters: readonly PlantedCluster[],
+  limits: { users: number; k: number },
+): Promise<RelevanceSummary> {
+  const chosen = [...users].sort((a, b) => (a.userId < b.userId ? -1 : 1)).filter((u) => likesOf(u.userId) >= MIN_SAMPLE_LIKES).slice(0, limits.users);
+  const db = await openDb({ url: opts.databaseUrl, cwd: opts.cwd });
+  try {
+    const feeds = await popularFeeds(db, chosen.map((u) => u.userId), limits.k);
+    let model = 0;
+    let popularity = 0;
+    for (const u of chosen) {
+      model += shareMatching((await servedRecommendations(db, u.userId, limits.k)).items, clusters[u.cluster]);
+      popularity += shareMatching(feeds.get(u.userId)!, clusters[u.cluster]);
+    }
+    const n = Math.max(1, chosen.length);
+    return { users: chosen.length, k: limits.k, model: model / n, popularity: popularity / n };
+  } finally {
+    await db.close();
+  }
+}
+
 export async function sampleRecommendations(
   opts: { databaseUrl: string; cwd: string },
   samples: readonly { userId: string; cluster: number }[],
@@ -107,7 +162,7 @@ export async function sampleRecommendations(
       const names = await performerNames(db, cluster.performers);
       const likes = await recentLikes(db, s.userId, SERVING_LIKES_WINDOW);
       const served = await servedRecommendations(db, s.userId, counts.recommendations);
-      const popular = await popularUndecided(db, s.userId, counts.recommendations);
+      const popular = (await popularFeeds(db, [s.userId], counts.recommendations)).get(s.userId)!;
       out.push({
         userId: s.userId,
         cluster: s.cluster,

@@ -21,7 +21,7 @@ import { embed } from './embed.js';
 import { init } from './init.js';
 import { publish } from './publish.js';
 import { type CatalogStepResult, type InteractionsStepResult, QUICKSTART_WORLD, seedInteractionLog, syncGeneratedCatalog } from './quickstart-data.js';
-import { pickSampleUsers, sampleRecommendations, type SampleUser } from './quickstart-samples.js';
+import { pickSampleUsers, type RelevanceSummary, relevanceOverUsers, sampleRecommendations, type SampleUser } from './quickstart-samples.js';
 import { type TowerValidation, validateRunTowers } from './quickstart-validate.js';
 import { train } from './train.js';
 
@@ -32,6 +32,9 @@ const LIKES_SHOWN = 5;
 const RECOMMENDATIONS_SHOWN = 8;
 const EVAL_METRICS = ['recall@10', 'recall@50', 'recall@100', 'ndcg@10', 'coverage@100'] as const;
 const STEP_COUNT = 8;
+/** Users whose recommendations are checked against their taste (the two samples are shown, these are counted). */
+const RELEVANCE_USERS = 100;
+const pct = (x: number) => `${Math.round(x * 100)}%`;
 
 export interface QuickstartOptions extends CommonOptions {
   /** Working directory: `.am-ml/` is created in it. @default cwd */
@@ -74,6 +77,8 @@ export interface QuickstartResult {
   embedded: { version: string; items: number; users: number; usersSkipped: number; switched: boolean };
   live: { servedVersion: string | null; videoEmbeddings: { version: string | null; rows: number }[]; userEmbeddings: { version: string | null; rows: number }[] };
   samples: SampleUser[];
+  /** The samples' check over many users. */
+  relevance: RelevanceSummary;
   written: { home: string; database: string; store: string; run: string; version: string; goldens: string[] };
 }
 
@@ -90,6 +95,12 @@ function checkTargets(opts: QuickstartOptions): { db: string; store: string } {
     throw new UsageError(`am-ml quickstart publishes to a local store only (--store file://<dir>), not ${store}.`, { hint: 'Leave out --store (default file://.am-ml/models inside --dir).' });
   }
   return { db, store };
+}
+
+/** `halfvec(128)` → 128. */
+function columnDim(formatted: string): number | undefined {
+  const m = /\((\d+)\)/.exec(formatted);
+  return m ? Number(m[1]) : undefined;
 }
 
 function positive(name: string, v: number | undefined, min: number): void {
@@ -160,7 +171,8 @@ export async function quickstart(opts: QuickstartOptions = {}): Promise<Quicksta
   const trained = await step(
     'train',
     'Training the two-tower model on user_video_decisions (TF.js)',
-    () => train({ ...common, fromDb: true, epochs: opts.epochs ?? QUICKSTART_DEFAULTS.epochs, backend: opts.backend, now: opts.now }),
+    // The model's dimension is the embedding columns' (128 unless the database was created otherwise).
+    () => train({ ...common, fromDb: true, dim: columnDim(initialised.embeddingColumns.videos), epochs: opts.epochs ?? QUICKSTART_DEFAULTS.epochs, backend: opts.backend, now: opts.now }),
     (r) => `run ${r.runId}: recall@100 ${r.metrics!.model['recall@100'].toFixed(3)} vs popularity ${r.metrics!.popularity['recall@100'].toFixed(3)}`,
   );
   const runDir = trained.out!;
@@ -210,12 +222,16 @@ export async function quickstart(opts: QuickstartOptions = {}): Promise<Quicksta
       }
       const samples = pickSampleUsers(log.users, (u) => likes.get(u) ?? 0, SAMPLE_USERS);
       const shown = { likesShown: LIKES_SHOWN, recommendations: RECOMMENDATIONS_SHOWN };
-      return { live, samples: await sampleRecommendations({ databaseUrl, cwd: dir }, samples, log.clusters, shown) };
+      const where = { databaseUrl, cwd: dir };
+      return {
+        live,
+        samples: await sampleRecommendations(where, samples, log.clusters, shown),
+        relevance: await relevanceOverUsers(where, log.users, (u) => likes.get(u) ?? 0, log.clusters, { users: RELEVANCE_USERS, k: RECOMMENDATIONS_SHOWN }),
+      };
     },
     (r) =>
-      r.samples
-        .map((s) => `user ${s.userId.slice(0, 8)}: ${Math.round(s.relevance.model * 100)}% of recommendations carry their taste (popularity feed: ${Math.round(s.relevance.popularity * 100)}%)`)
-        .join('; '),
+      `over ${r.relevance.users} users, ${pct(r.relevance.model)} of the top ${r.relevance.k} recommendations carry the user's taste ` +
+      `(popularity feed: ${pct(r.relevance.popularity)})`,
   );
 
   const metrics = EVAL_METRICS.map((name) => ({ name, model: m.model[name], popularity: m.popularity[name] }));
@@ -244,6 +260,7 @@ export async function quickstart(opts: QuickstartOptions = {}): Promise<Quicksta
     },
     live: recommended.live,
     samples: recommended.samples,
+    relevance: recommended.relevance,
     written: {
       home: initialised.home,
       database: resolveUrlPath(targets.db, dir),

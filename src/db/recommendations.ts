@@ -144,20 +144,39 @@ export async function servedRecommendations(db: Queryable, userId: string, limit
   return { source, modelVersion: rows[0]?.model_version ?? null, items: cards.map((c) => ({ ...c, score: score.get(c.videoId)! })) };
 }
 
-/** The popularity feed for comparison: the most liked videos the user has not decided (with a sample video). */
-export async function popularUndecided(db: Queryable, userId: string, limit: number): Promise<VideoCard[]> {
+/**
+ * The popularity feed for comparison: videos with a sample by number of likes (ties by id), most liked first. A
+ * user's feed is this list without the videos they decided (`undecidedBy`), so one ranking serves every user.
+ */
+export async function popularityRanking(db: Queryable, limit: number): Promise<string[]> {
   const { rows } = await db.query<{ video_id: string }>(
     `SELECT d.video_id::text AS video_id
        FROM public.user_video_decisions d
        JOIN public.videos v ON v.id = d.video_id
-      WHERE d.decision_type = ANY($3::text[]) AND v.sample_video_url IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM public.user_video_decisions o WHERE o.user_id = $1::uuid AND o.video_id = d.video_id)
+      WHERE d.decision_type = ANY($2::text[]) AND v.sample_video_url IS NOT NULL
       GROUP BY d.video_id
       ORDER BY count(*) DESC, d.video_id
-      LIMIT $2`,
-    [userId, limit, LIKE_TYPES],
+      LIMIT $1`,
+    [limit, LIKE_TYPES],
   );
-  return videoCards(db, rows.map((r) => r.video_id));
+  return rows.map((r) => r.video_id);
+}
+
+/** Every video each user decided (likes and nopes), for the given users. */
+export async function decidedVideos(db: Queryable, userIds: readonly string[]): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>(userIds.map((u) => [u, new Set()]));
+  const { rows } = await db.query<{ user_id: string; video_id: string }>(
+    `SELECT user_id::text AS user_id, video_id::text AS video_id FROM public.user_video_decisions
+      WHERE user_id = ANY($1::uuid[]) AND video_id IS NOT NULL`,
+    [userIds],
+  );
+  for (const r of rows) out.get(r.user_id)?.add(r.video_id);
+  return out;
+}
+
+/** The popularity feed of one user: the ranking without what they decided, first `limit`. */
+export function undecidedBy(ranking: readonly string[], decided: ReadonlySet<string>, limit: number): string[] {
+  return ranking.filter((id) => !decided.has(id)).slice(0, limit);
 }
 
 /** Performer names by DMM actress id (`fanza_actress_id`); ids without a row are left out. */
