@@ -30,7 +30,8 @@ import type { CatalogItem } from '../ml/data/dataset.js';
 import { embedItemRows, embedUserRows, EncodedItemCache, type UserHistoryRef } from '../ml/embed-batch.js';
 import type { LoadedTwoTower } from '../ml/load-model.js';
 
-export const DEFAULT_EMBED_BATCH = 2048;
+/** Rows per read, inference and COPY batch: large pages amortise PGlite's per-statement cost (measured). */
+export const DEFAULT_EMBED_BATCH = 4096;
 /** Rows re-embedded after a switch to prove inference is deterministic (app-schema §7.5). */
 const DETERMINISM_SAMPLE = 64;
 
@@ -185,7 +186,10 @@ export async function runFull(ctx: EmbedRunContext, opts: FullRunOptions): Promi
               column,
               startAfter: state.lastKey,
               read: itemSource(db, ctx.batchSize, filter),
-              embed: async (items) => ({ rows: embedItemRows(model, items).rows, skipped: 0 }),
+              embed: async (items) => {
+                cache.add(items); // users' histories reference these: encode once, read once
+                return { rows: embedItemRows(model, items).rows, skipped: 0 };
+              },
               signal: ctx.signal,
               onProgress: ctx.onShardProgress,
             })

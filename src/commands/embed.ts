@@ -40,7 +40,7 @@ export interface EmbedOptions extends CommonOptions {
   model?: string;
   /** Model name in the store. @default two_tower */
   name?: string;
-  /** Rows per batch (read, inference, COPY). @default 2048 */
+  /** Rows per batch (read, inference, COPY). @default 4096 */
   batchSize?: number;
   /** Only rows lacking an embedding of the served version, written directly (no switch). */
   missing?: boolean;

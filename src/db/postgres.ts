@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConfigError } from '../errors.js';
 import { encodeCopyBinary } from './binary-copy.js';
 import { wrapEncodeError } from './copy-errors.js';
@@ -101,6 +101,32 @@ function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Querya
     async exec(sql: string): Promise<void> {
       try {
         await client.query(sql);
+      } catch (err) {
+        throw toDbError(err, 'postgres', displayUrl, sql);
+      }
+    },
+    async copyOut(select: string): Promise<string> {
+      const sql = `COPY (${select}) TO STDOUT WITH (FORMAT text)`;
+      const run = async (c: pg.PoolClient) => {
+        const stream = c.query(copyTo(sql));
+        const chunks: Buffer[] = [];
+        await new Promise<void>((resolve, reject) => {
+          stream.on('data', (d: Buffer) => chunks.push(d));
+          stream.on('error', reject);
+          stream.on('end', () => resolve());
+        });
+        return Buffer.concat(chunks).toString('utf8');
+      };
+      try {
+        if (client instanceof pg.Pool) {
+          const c = await client.connect();
+          try {
+            return await run(c);
+          } finally {
+            c.release();
+          }
+        }
+        return await run(client);
       } catch (err) {
         throw toDbError(err, 'postgres', displayUrl, sql);
       }
