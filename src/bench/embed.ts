@@ -112,6 +112,7 @@ export const benchmarks: Benchmark[] = [
       const mem = peak.stop();
       const rows = r.counts.items.embedded + r.counts.users.embedded;
       if (r.run?.status !== 'switched') throw new Error(`embed did not switch: ${JSON.stringify(r.run)}`);
+      ctx.log(`pipeline timings: items ${JSON.stringify(r.counts.items.timings)}, users ${JSON.stringify(r.counts.users.timings)}`);
 
       ctx.log('inference only: the towers over the same rows, already in memory');
       const model = await loadTwoTowerFromDir(path.join(cwd, 'run'), { batchSize: BATCH });
