@@ -173,33 +173,16 @@ export async function runFull(ctx: EmbedRunContext, opts: FullRunOptions): Promi
       const state = (await shardStates(db, runId)).find((s) => s.target === target && s.shardIndex === opts.shard.index);
       if (!state || state.done) continue;
       const filter = opts.shard.count > 1 ? { shard: opts.shard } : {};
+      const common = { db, runId, target, shardIndex: opts.shard.index, column, startAfter: state.lastKey, signal: ctx.signal, onProgress: ctx.onShardProgress };
       const r =
         target === 'items'
           ? await runShard({
-              db,
-              runId,
-              target,
-              shardIndex: opts.shard.index,
-              column,
-              startAfter: state.lastKey,
+              ...common,
               read: itemSource(db, ctx.batchSize, filter),
               // The embedder keeps these encodings: users' histories reference them without a second read.
-              embed: async (items) => ({ rows: await embedder.embedItems(items), skipped: 0 }),
-              signal: ctx.signal,
-              onProgress: ctx.onShardProgress,
+              embed: async (items: CatalogItem[]) => ({ rows: await embedder.embedItems(items), skipped: 0 }),
             })
-          : await runShard({
-              db,
-              runId,
-              target,
-              shardIndex: opts.shard.index,
-              column,
-              startAfter: state.lastKey,
-              read: userSource(db, ctx.batchSize, embedder.caps, filter),
-              embed: (p) => embedUsersPayload(ctx, db, p),
-              signal: ctx.signal,
-              onProgress: ctx.onShardProgress,
-            });
+          : await runShard({ ...common, read: userSource(db, ctx.batchSize, embedder.caps, filter), embed: (p: UserPayload) => embedUsersPayload(ctx, db, p) });
       counts[target] = { read: r.read, embedded: r.embedded, skipped: r.skipped, timings: r.timings };
     }
   }

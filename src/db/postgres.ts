@@ -88,6 +88,17 @@ export function postgresClientConfig(opts: PostgresConnectionOptions): pg.PoolCo
   } as pg.PoolConfig;
 }
 
+/** Run `fn` on the given client, or on a client borrowed from the pool (COPY needs one connection throughout). */
+async function withClient<T>(client: pg.PoolClient | pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  if (!(client instanceof pg.Pool)) return fn(client);
+  const c = await client.connect();
+  try {
+    return await fn(c);
+  } finally {
+    c.release();
+  }
+}
+
 function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
@@ -118,15 +129,7 @@ function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Querya
         return Buffer.concat(chunks).toString('utf8');
       };
       try {
-        if (client instanceof pg.Pool) {
-          const c = await client.connect();
-          try {
-            return await run(c);
-          } finally {
-            c.release();
-          }
-        }
-        return await run(client);
+        return await withClient(client, run);
       } catch (err) {
         throw toDbError(err, 'postgres', displayUrl, sql);
       }
@@ -144,15 +147,7 @@ function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Querya
         return stream.rowCount ?? 0;
       };
       try {
-        if (client instanceof pg.Pool) {
-          const c = await client.connect();
-          try {
-            return await run(c);
-          } finally {
-            c.release();
-          }
-        }
-        return await run(client);
+        return await withClient(client, run);
       } catch (err) {
         throw toDbError(err, 'postgres', displayUrl, sql);
       }
