@@ -675,7 +675,7 @@ function registerEmbed(program: Command, action: ActionFactory): void {
     .option('--all', 'items and users (the default)')
     .option('--model <ref>', 'current (default), a published version id, or a model folder')
     .addOption(new Option('--name <name>', 'model name in the store').default('two_tower'))
-    .option('--batch-size <n>', `rows per read, inference and COPY batch (default 2048)`, parseIntFlag(1, 1_000_000))
+    .option('--batch-size <n>', `rows per read, inference and COPY batch (default 4096)`, parseIntFlag(1, 1_000_000))
     .option('--missing', 'only rows lacking an embedding of the served version; no switch')
     .option('--shard <i/n>', 'embed shard i of n (1-based) of a run shared by n jobs')
     .option('--finalize', 'only switch: every shard of the run is staged')

@@ -20,10 +20,12 @@ import { loadTwoTowerFromDir } from '../ml/load-model-fs.js';
 import { generateCatalog, generateInteractions } from '../ml/synthetic.js';
 import { initTf } from '../ml/tf.js';
 import { seedCatalog, seedDecisions } from '../testing/app-db-seed.js';
+import { type Reporter, silentReporter } from '../output/reporter.js';
 import type { Benchmark } from './types.js';
 
-const ITEMS = 100_000;
-const USERS = 100_000;
+/** AMML_BENCH_EMBED_ROWS scales the benchmark down while iterating (the recorded numbers use the default). */
+const ITEMS = Number(process.env.AMML_BENCH_EMBED_ROWS ?? 100_000);
+const USERS = ITEMS;
 const BATCH = 2048;
 
 function peakTracker() {
@@ -40,6 +42,24 @@ function peakTracker() {
       clearInterval(timer);
       sample();
       return { rssMiB: rss / 2 ** 20, heapMiB: heap / 2 ** 20 };
+    },
+  };
+}
+
+/** Logs each phase with its duration (where the end-to-end time goes). */
+function timingReporter(log: (t: string) => void): Reporter {
+  const t0 = performance.now();
+  const at = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  const r = silentReporter();
+  return {
+    ...r,
+    phase: (text) => {
+      log(`${at()} ${text}`);
+      return { succeed: () => log(`${at()} done: ${text}`), fail: () => log(`${at()} failed: ${text}`), update() {} };
+    },
+    progress: (label, total) => {
+      log(`${at()} ${label} (${total})`);
+      return { update() {}, setTotal() {}, stop: () => log(`${at()} end of ${label}`) };
     },
   };
 }
@@ -87,11 +107,12 @@ export const benchmarks: Benchmark[] = [
       ctx.log('end to end: am-ml embed');
       const peak = peakTracker();
       const t0 = performance.now();
-      const r = await embed({ cwd, env: {}, db: dbUrl, store, batchSize: BATCH });
+      const r = await embed({ cwd, env: {}, db: dbUrl, store, batchSize: BATCH, reporter: timingReporter(ctx.log) });
       const endToEndSec = (performance.now() - t0) / 1000;
       const mem = peak.stop();
       const rows = r.counts.items.embedded + r.counts.users.embedded;
       if (r.run?.status !== 'switched') throw new Error(`embed did not switch: ${JSON.stringify(r.run)}`);
+      ctx.log(`pipeline timings: items ${JSON.stringify(r.counts.items.timings)}, users ${JSON.stringify(r.counts.users.timings)}`);
 
       ctx.log('inference only: the towers over the same rows, already in memory');
       const model = await loadTwoTowerFromDir(path.join(cwd, 'run'), { batchSize: BATCH });

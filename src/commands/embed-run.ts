@@ -27,10 +27,11 @@ import { assertEmbeddingDim, type EmbeddingColumn, embeddingColumn } from '../db
 import { checkDecisionTypes } from '../db/training-data.js';
 import type { Db, Queryable } from '../db/types.js';
 import type { CatalogItem } from '../ml/data/dataset.js';
-import { embedItemRows, embedUserRows, EncodedItemCache, type UserHistoryRef } from '../ml/embed-batch.js';
-import type { LoadedTwoTower } from '../ml/load-model.js';
+import type { UserHistoryRef } from '../ml/embed-batch.js';
+import type { Embedder } from '../ml/embedder.js';
 
-export const DEFAULT_EMBED_BATCH = 2048;
+/** Rows per read, inference and COPY batch: large pages amortise PGlite's per-statement cost (measured). */
+export const DEFAULT_EMBED_BATCH = 4096;
 /** Rows re-embedded after a switch to prove inference is deterministic (app-schema §7.5). */
 const DETERMINISM_SAMPLE = 64;
 
@@ -38,11 +39,14 @@ export interface TargetCounts {
   read: number;
   embedded: number;
   skipped: number;
+  /** Pipeline timings of this process's shard (full runs). */
+  timings?: { waitReadMs: number; embedMs: number; waitWriteMs: number };
 }
 
 export interface EmbedRunContext {
   db: Db;
-  model: LoadedTwoTower;
+  /** The towers (in a worker thread for `am-ml embed`). */
+  embedder: Embedder;
   version: string;
   targets: EmbedTarget[];
   batchSize: number;
@@ -71,7 +75,6 @@ export async function checkColumns(db: Queryable, targets: readonly EmbedTarget[
 
 interface UserPayload {
   users: UserHistoryRef[];
-  items: CatalogItem[];
 }
 
 function itemSource(db: Queryable, batch: number, filter: Parameters<typeof readItemPage>[3]) {
@@ -82,26 +85,22 @@ function itemSource(db: Queryable, batch: number, filter: Parameters<typeof read
   };
 }
 
-/** Histories of a page of users plus the catalog rows of the items they reference that are not cached yet. */
-async function readUserPayload(db: Queryable, cache: EncodedItemCache, model: LoadedTwoTower, ids: string[]): Promise<UserPayload> {
-  const histories = await readUserHistories(db, ids, model.spec.user);
-  const users = ids.map((id) => ({ userId: id, likes: histories.get(id)!.likes, nopes: histories.get(id)!.nopes }));
-  const items = await readItemsByIds(db, cache.missing(users.flatMap((u) => [...u.likes, ...u.nopes])));
-  return { users, items };
+/** Histories of a page of users (item rows are fetched only if the embedder lacks them). */
+async function readUserPayload(db: Queryable, caps: Embedder['caps'], ids: string[]): Promise<UserPayload> {
+  const histories = await readUserHistories(db, ids, caps);
+  return { users: ids.map((id) => ({ userId: id, likes: histories.get(id)!.likes, nopes: histories.get(id)!.nopes })) };
 }
 
-function userSource(db: Queryable, batch: number, cache: EncodedItemCache, model: LoadedTwoTower, filter: Parameters<typeof readUserPage>[3]) {
+function userSource(db: Queryable, batch: number, caps: Embedder['caps'], filter: Parameters<typeof readUserPage>[3]) {
   return async (after: string | null): Promise<SourcePage<UserPayload> | null> => {
     const ids = await readUserPage(db, after, batch, filter);
     if (ids.length === 0) return null;
-    return { lastKey: ids[ids.length - 1], count: ids.length, last: ids.length < batch, payload: await readUserPayload(db, cache, model, ids) };
+    return { lastKey: ids[ids.length - 1], count: ids.length, last: ids.length < batch, payload: await readUserPayload(db, caps, ids) };
   };
 }
 
-function embedUsersPayload(model: LoadedTwoTower, cache: EncodedItemCache, minHistory: number, p: UserPayload) {
-  cache.add(p.items);
-  const r = embedUserRows(model, cache, p.users, minHistory);
-  return { rows: r.rows as EmbeddingRow[], skipped: r.skipped };
+function embedUsersPayload(ctx: EmbedRunContext, db: Queryable, p: UserPayload) {
+  return ctx.embedder.embedUsers(p.users, [], (ids) => readItemsByIds(db, ids), ctx.minHistory) as Promise<{ rows: EmbeddingRow[]; skipped: number }>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -140,8 +139,8 @@ async function runIdFor(db: Queryable, version: string): Promise<{ runId: string
 }
 
 export async function runFull(ctx: EmbedRunContext, opts: FullRunOptions): Promise<FullRunResult> {
-  const { db, model, version, targets } = ctx;
-  const column = await checkColumns(db, targets, model.dim);
+  const { db, embedder, version, targets } = ctx;
+  const column = await checkColumns(db, targets, embedder.dim);
   if (targets.includes('users')) await checkDecisionTypes(db);
   const counts: Record<EmbedTarget, TargetCounts> = { items: { read: 0, embedded: 0, skipped: 0 }, users: { read: 0, embedded: 0, skipped: 0 } };
 
@@ -170,38 +169,21 @@ export async function runFull(ctx: EmbedRunContext, opts: FullRunOptions): Promi
   if (run.status === 'switched') return { runId, status: 'already-switched', counts, column: column.formatted };
 
   if (!opts.finalizeOnly) {
-    const cache = new EncodedItemCache(model);
     for (const target of targets) {
       const state = (await shardStates(db, runId)).find((s) => s.target === target && s.shardIndex === opts.shard.index);
       if (!state || state.done) continue;
       const filter = opts.shard.count > 1 ? { shard: opts.shard } : {};
+      const common = { db, runId, target, shardIndex: opts.shard.index, column, startAfter: state.lastKey, signal: ctx.signal, onProgress: ctx.onShardProgress };
       const r =
         target === 'items'
           ? await runShard({
-              db,
-              runId,
-              target,
-              shardIndex: opts.shard.index,
-              column,
-              startAfter: state.lastKey,
+              ...common,
               read: itemSource(db, ctx.batchSize, filter),
-              embed: async (items) => ({ rows: embedItemRows(model, items).rows, skipped: 0 }),
-              signal: ctx.signal,
-              onProgress: ctx.onShardProgress,
+              // The embedder keeps these encodings: users' histories reference them without a second read.
+              embed: async (items: CatalogItem[]) => ({ rows: await embedder.embedItems(items), skipped: 0 }),
             })
-          : await runShard({
-              db,
-              runId,
-              target,
-              shardIndex: opts.shard.index,
-              column,
-              startAfter: state.lastKey,
-              read: userSource(db, ctx.batchSize, cache, model, filter),
-              embed: async (p) => embedUsersPayload(model, cache, ctx.minHistory, p),
-              signal: ctx.signal,
-              onProgress: ctx.onShardProgress,
-            });
-      counts[target] = { read: r.read, embedded: r.embedded, skipped: r.skipped };
+          : await runShard({ ...common, read: userSource(db, ctx.batchSize, embedder.caps, filter), embed: (p: UserPayload) => embedUsersPayload(ctx, db, p) });
+      counts[target] = { read: r.read, embedded: r.embedded, skipped: r.skipped, timings: r.timings };
     }
   }
 
@@ -248,11 +230,10 @@ export async function runFull(ctx: EmbedRunContext, opts: FullRunOptions): Promi
 /** Entities created after staging began, embedded inside the switch transaction. */
 async function embedStragglers(tx: Queryable, ctx: EmbedRunContext, target: EmbedTarget, ids: string[]): Promise<EmbeddingRow[]> {
   const out: EmbeddingRow[] = [];
-  const cache = new EncodedItemCache(ctx.model);
   for (let s = 0; s < ids.length; s += ctx.batchSize) {
     const chunk = ids.slice(s, s + ctx.batchSize);
-    if (target === 'items') out.push(...embedItemRows(ctx.model, await readItemsByIds(tx, chunk)).rows);
-    else out.push(...embedUsersPayload(ctx.model, cache, ctx.minHistory, await readUserPayload(tx, cache, ctx.model, chunk)).rows);
+    if (target === 'items') out.push(...(await ctx.embedder.embedItems(await readItemsByIds(tx, chunk))));
+    else out.push(...(await embedUsersPayload(ctx, tx, await readUserPayload(tx, ctx.embedder.caps, chunk))).rows);
   }
   return out;
 }
@@ -274,7 +255,7 @@ async function checkDeterminism(db: Queryable, ctx: EmbedRunContext, column: Emb
   );
   if (rows.length === 0) return { checked: 0, maxAbsDiff: 0, tolerance: 0 };
   const items = await readItemsByIds(db, rows.map((r) => r.id));
-  const fresh = new Map(embedItemRows(ctx.model, items).rows.map((r) => [r.id, r.embedding]));
+  const fresh = new Map((await ctx.embedder.embedItems(items)).map((r) => [r.id, r.embedding]));
   // float16 keeps ~3 significant digits: half an ulp at 1.0 is 2^-11.
   const tolerance = column.type === 'halfvec' ? 2 ** -11 + 1e-7 : 1e-6;
   let maxAbsDiff = 0;
@@ -303,8 +284,8 @@ export interface MissingRunResult {
 }
 
 export async function runMissing(ctx: EmbedRunContext, shard?: { index: number; count: number }): Promise<MissingRunResult> {
-  const { db, model, version, targets } = ctx;
-  const column = await checkColumns(db, targets, model.dim);
+  const { db, embedder, version, targets } = ctx;
+  const column = await checkColumns(db, targets, embedder.dim);
   const served = await servedVersion(db);
   if (served === null) {
     throw new ConflictError(`No model version is live yet, so there is nothing to add ${version} rows to.`, {
@@ -322,19 +303,18 @@ export async function runMissing(ctx: EmbedRunContext, shard?: { index: number; 
   await assertSingleVersion(db, version, targets);
   if (targets.includes('users')) await checkDecisionTypes(db);
   const counts: Record<EmbedTarget, TargetCounts> = { items: { read: 0, embedded: 0, skipped: 0 }, users: { read: 0, embedded: 0, skipped: 0 } };
-  const cache = new EncodedItemCache(model);
   const filter = { lackingVersion: version, ...(shard && shard.count > 1 ? { shard } : {}) };
   for (const target of targets) {
     let after: string | null = null;
     for (;;) {
       throwIfAborted(ctx.signal, `Rows written so far are live with ${version}; run --missing again to continue.`);
       let page: SourcePage<CatalogItem[] | UserPayload> | null;
-      page = target === 'items' ? await itemSource(db, ctx.batchSize, filter)(after) : await userSource(db, ctx.batchSize, cache, model, filter)(after);
+      page = target === 'items' ? await itemSource(db, ctx.batchSize, filter)(after) : await userSource(db, ctx.batchSize, embedder.caps, filter)(after);
       if (!page) break;
       const embedded =
         target === 'items'
-          ? { rows: embedItemRows(model, page.payload as CatalogItem[]).rows as EmbeddingRow[], skipped: 0 }
-          : embedUsersPayload(model, cache, ctx.minHistory, page.payload as UserPayload);
+          ? { rows: (await embedder.embedItems(page.payload as CatalogItem[])) as EmbeddingRow[], skipped: 0 }
+          : await embedUsersPayload(ctx, db, page.payload as UserPayload);
       await db.transaction((tx) => writeLiveRows(tx, target, version, column, embedded.rows));
       counts[target].read += page.count;
       counts[target].embedded += embedded.rows.length;
@@ -360,22 +340,21 @@ export interface DryRunResult {
 }
 
 export async function runDry(ctx: EmbedRunContext, missing: boolean): Promise<DryRunResult> {
-  const { db, model, version, targets } = ctx;
-  const column = await checkColumns(db, targets, model.dim);
+  const { db, embedder, version, targets } = ctx;
+  const column = await checkColumns(db, targets, embedder.dim);
   if (targets.includes('users')) await checkDecisionTypes(db);
   const filter = missing ? { lackingVersion: version } : {};
   const candidates = { items: 0, users: 0 };
   const sample: Record<EmbedTarget, TargetCounts> = { items: { read: 0, embedded: 0, skipped: 0 }, users: { read: 0, embedded: 0, skipped: 0 } };
-  const cache = new EncodedItemCache(model);
   for (const target of targets) {
     candidates[target] = await countCandidates(db, target, filter);
     if (target === 'items') {
       const page = await itemSource(db, ctx.batchSize, filter)(null);
-      if (page) sample.items = { read: page.count, embedded: embedItemRows(model, page.payload).rows.length, skipped: 0 };
+      if (page) sample.items = { read: page.count, embedded: (await embedder.embedItems(page.payload)).length, skipped: 0 };
     } else {
-      const page = await userSource(db, ctx.batchSize, cache, model, filter)(null);
+      const page = await userSource(db, ctx.batchSize, embedder.caps, filter)(null);
       if (page) {
-        const r = embedUsersPayload(model, cache, ctx.minHistory, page.payload);
+        const r = await embedUsersPayload(ctx, db, page.payload);
         sample.users = { read: page.count, embedded: r.rows.length, skipped: r.skipped };
       }
     }

@@ -14,6 +14,7 @@ import { openDb } from '../db/open.js';
 import { readCatalogPage } from '../db/training-data.js';
 import { loadTwoTowerFromDir } from '../ml/load-model-fs.js';
 import type { LoadedTwoTower } from '../ml/load-model.js';
+import { localEmbedder } from '../ml/embedder.js';
 import { initTf } from '../ml/tf.js';
 import { publishTo, type SeededDb, seededAppDb, TINY_DIM, trainTiny } from '../testing/embed-fixture.js';
 import { recordingReporter } from '../testing/recording-reporter.js';
@@ -66,7 +67,7 @@ describe('the serving rule during a version switch', () => {
         while (!finished) await observe();
       })();
       const r = await runFull(
-        { db, model, version: 'v2', targets: ['items', 'users'], batchSize: 32, minHistory: 1 },
+        { db, embedder: localEmbedder(model), version: 'v2', targets: ['items', 'users'], batchSize: 32, minHistory: 1 },
         { shard: { index: 0, count: 1 }, resume: false, restart: false, finalizeOnly: false, indexPolicy: 'keep', modelSha256: 'test' },
       );
       finished = true;

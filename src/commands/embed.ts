@@ -12,6 +12,8 @@ import { openDb } from '../db/open.js';
 import type { Db } from '../db/types.js';
 import { ConflictError, UsageError } from '../errors.js';
 import { DEFAULT_MIN_HISTORY } from '../ml/embed-batch.js';
+import { type Embedder, localEmbedder } from '../ml/embedder.js';
+import type { LoadedTwoTower } from '../ml/load-model.js';
 import type { BackendChoice } from '../ml/tf.js';
 import { readCurrent } from '../registry/registry.js';
 import { AMML_VERSION, amMlGitCommit } from '../version.js';
@@ -40,7 +42,7 @@ export interface EmbedOptions extends CommonOptions {
   model?: string;
   /** Model name in the store. @default two_tower */
   name?: string;
-  /** Rows per batch (read, inference, COPY). @default 2048 */
+  /** Rows per batch (read, inference, COPY). @default 4096 */
   batchSize?: number;
   /** Only rows lacking an embedding of the served version, written directly (no switch). */
   missing?: boolean;
@@ -170,22 +172,31 @@ export async function embed(opts: EmbedOptions = {}): Promise<EmbedResult> {
   const ref = await resolveModel({ ...opts, model: opts.model ?? 'current' });
   if (!opts.dataset) await assertActiveVersion(opts, ref);
 
-  const { initTf } = await import('../ml/tf.js');
-  const tf = await initTf(opts.backend ?? 'auto');
   const phase = reporter.phase(`Loading ${ref.version} (strict weights, feature spec hash, probe check)`);
-  const { loadTwoTowerFromDir } = await import('../ml/load-model-fs.js');
-  let model: Awaited<ReturnType<typeof loadTwoTowerFromDir>>;
+  // Offline mode embeds in this thread; database modes run the towers in a worker thread, so this thread stays
+  // free to drive reads and writes while a batch is being embedded.
+  let embedder: Embedder & { backend: string };
+  let model: LoadedTwoTower | undefined;
   try {
-    model = await loadTwoTowerFromDir(ref.dir, { batchSize });
-    phase.succeed(`Loaded ${ref.version}: ${model.dim}-d towers, probe matches (TF.js ${tf.backend})`);
+    if (opts.dataset) {
+      const { initTf } = await import('../ml/tf.js');
+      const tf = await initTf(opts.backend ?? 'auto');
+      const { loadTwoTowerFromDir } = await import('../ml/load-model-fs.js');
+      model = await loadTwoTowerFromDir(ref.dir, { batchSize });
+      embedder = { ...localEmbedder(model), backend: tf.backend };
+    } else {
+      const { startWorkerEmbedder } = await import('../ml/embedder.js');
+      embedder = await startWorkerEmbedder({ modelDir: ref.dir, backend: opts.backend ?? 'auto', batchSize });
+    }
+    phase.succeed(`Loaded ${ref.version}: ${embedder.dim}-d towers, probe matches (TF.js ${embedder.backend})`);
   } catch (err) {
     phase.fail();
     throw err;
   }
   const base = {
-    model: { version: ref.version, runId: ref.manifest.runId, dir: ref.dir, source: ref.source, published: ref.published, dim: model.dim },
+    model: { version: ref.version, runId: ref.manifest.runId, dir: ref.dir, source: ref.source, published: ref.published, dim: embedder.dim },
     targets,
-    tf: { backend: tf.backend },
+    tf: { backend: embedder.backend },
     amMl: { version: AMML_VERSION, gitCommit: amMlGitCommit() },
   };
   const empty = (): Record<EmbedTarget, TargetCounts> => ({ items: { read: 0, embedded: 0, skipped: 0 }, users: { read: 0, embedded: 0, skipped: 0 } });
@@ -195,7 +206,7 @@ export async function embed(opts: EmbedOptions = {}): Promise<EmbedResult> {
       const { embedDataset } = await import('../ml/embed-dataset.js');
       const bars: Partial<Record<string, ReturnType<typeof reporter.progress>>> = {};
       const r = await embedDataset({
-        model,
+        model: model!,
         datasetDir: path.resolve(cwd, opts.dataset),
         outDir: path.resolve(cwd, opts.to!),
         batchSize,
@@ -227,7 +238,7 @@ export async function embed(opts: EmbedOptions = {}): Promise<EmbedResult> {
       const bars = new Map<EmbedTarget, { bar: ReturnType<typeof reporter.progress>; done: number }>();
       const ctx: EmbedRunContext = {
         db,
-        model,
+        embedder,
         version: ref.version,
         targets,
         batchSize,
@@ -284,7 +295,8 @@ export async function embed(opts: EmbedOptions = {}): Promise<EmbedResult> {
       await db.close();
     }
   } finally {
-    model.dispose();
+    await embedder.close();
+    model?.dispose();
   }
 }
 

@@ -47,6 +47,11 @@ export interface RunShardResult {
   embedded: number;
   skipped: number;
   batches: number;
+  /**
+   * Where the time went (ms): waiting for a page that was not read yet, embedding, and waiting for the previous
+   * batch's write. With good overlap the waits are small next to the slowest stage.
+   */
+  timings: { waitReadMs: number; embedMs: number; waitWriteMs: number };
 }
 
 /** Attach a no-op handler so a rejected in-flight stage is reported where it is awaited, not as unhandled. */
@@ -56,18 +61,26 @@ function settled<T>(p: Promise<T>): Promise<T> {
 }
 
 export async function runShard<P>(input: RunShardInput<P>): Promise<RunShardResult> {
-  const result: RunShardResult = { read: 0, embedded: 0, skipped: 0, batches: 0 };
+  const result: RunShardResult = { read: 0, embedded: 0, skipped: 0, batches: 0, timings: { waitReadMs: 0, embedMs: 0, waitWriteMs: 0 } };
+  const timed = async <T>(key: keyof RunShardResult['timings'], p: Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await p;
+    } finally {
+      result.timings[key] += performance.now() - t;
+    }
+  };
   const interrupted = `Shard ${input.shardIndex} of ${input.target} stopped after its last committed batch; run again with --resume to continue.`;
   let next = settled(input.read(input.startAfter));
   let writing: Promise<void> = Promise.resolve();
   let finishedByBatch = false;
   for (;;) {
     throwIfAborted(input.signal, interrupted);
-    const page = await next;
+    const page = await timed('waitReadMs', next);
     if (!page) break;
     if (!page.last) next = settled(input.read(page.lastKey));
-    const { rows, skipped } = await input.embed(page.payload);
-    await writing;
+    const { rows, skipped } = await timed('embedMs', input.embed(page.payload));
+    await timed('waitWriteMs', writing);
     throwIfAborted(input.signal, interrupted);
     writing = settled(
       stageBatch(input.db, {
@@ -99,7 +112,7 @@ export async function runShard<P>(input: RunShardInput<P>): Promise<RunShardResu
       break;
     }
   }
-  await writing;
+  await timed('waitWriteMs', writing);
   // A shard that ended on an empty read (its last page was exactly full, or it had nothing) is closed here.
   if (!finishedByBatch) await finishShard(input.db, input.runId, input.target, input.shardIndex);
   input.onProgress?.({ kind: 'shard-done', target: input.target, shardIndex: input.shardIndex });

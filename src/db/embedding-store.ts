@@ -125,9 +125,10 @@ export async function startRun(db: Db, spec: RunSpec): Promise<RunRecord> {
       );
     }
     for (const target of spec.targets) {
-      // No index besides the key: COPY into a bare heap is what makes staging fast.
+      // A bare heap, no index: COPY into it is what makes staging fast. Duplicates cannot arise (each batch commits
+      // with its checkpoint), and would make the switch's upsert fail loudly rather than pass silently.
       await tx.exec(
-        `CREATE TABLE IF NOT EXISTS ${stagingTable(spec.runId, target)} (id uuid PRIMARY KEY, embedding ${spec.column.type}(${spec.column.dim}) NOT NULL)`,
+        `CREATE TABLE IF NOT EXISTS ${stagingTable(spec.runId, target)} (id uuid NOT NULL, embedding ${spec.column.type}(${spec.column.dim}) NOT NULL)`,
       );
       for (let i = 0; i < spec.shardCount; i++) {
         await tx.query(

@@ -16,13 +16,14 @@ import { type AmMlError, DbError, InternalError, ValidationFailedError } from '.
 import { encodeCopyBinary } from './binary-copy.js';
 import { wrapEncodeError } from './copy-errors.js';
 import { toDbError } from './db-error.js';
-import { openPglite, PGLITE_MEMORY, PGLITE_PARSERS, type PgliteDb, pgliteRowCount } from './pglite.js';
+import { openPglite, PGLITE_MEMORY, PGLITE_PARSERS, pgliteCopyOutSql, type PgliteDb, pgliteRowCount } from './pglite.js';
 import type { Db, Queryable, QueryResult } from './types.js';
 
 type Request =
   | { id: number; op: 'query'; tx?: number; sql: string; params: readonly unknown[] }
   | { id: number; op: 'exec'; tx?: number; sql: string }
   | { id: number; op: 'copy'; tx?: number; sql: string; bytes: Uint8Array }
+  | { id: number; op: 'copy-out'; tx?: number; sql: string }
   | { id: number; op: 'begin'; tx: number }
   | { id: number; op: 'end'; tx: number; commit: boolean }
   | { id: number; op: 'close' };
@@ -123,6 +124,7 @@ export async function openPgliteWorker(opts: OpenPgliteWorkerOptions): Promise<D
   const queryable = (tx?: number): Queryable => ({
     query: <R>(sql: string, params: readonly unknown[] = []) => call<QueryResult<R>>({ op: 'query', tx, sql, params }),
     exec: (sql: string) => call<void>({ op: 'exec', tx, sql }),
+    copyOut: (select: string) => call<string>({ op: 'copy-out', tx, sql: pgliteCopyOutSql(select) }),
     copyRows: async (table, columns, rows) => {
       // Encoded here and handed over without a copy: the database thread only runs the COPY.
       const encoded = wrapEncodeError(table, columns, () => encodeCopyBinary(columns.map((c) => c.type), rows));
@@ -171,7 +173,7 @@ class Rollback extends Error {}
 
 
 interface Raw {
-  query<T>(sql: string, params?: unknown[], opts?: Record<string, unknown>): Promise<{ rows: T[]; affectedRows?: number }>;
+  query<T>(sql: string, params?: unknown[], opts?: Record<string, unknown>): Promise<{ rows: T[]; affectedRows?: number; blob?: Blob }>;
   exec(sql: string): Promise<unknown>;
 }
 
@@ -217,6 +219,13 @@ async function serve(dir: string): Promise<void> {
         try {
           const r = await target(m.tx).query(m.sql, [], { blob: new Blob([m.bytes]) });
           return r.affectedRows ?? 0;
+        } catch (err) {
+          throw toDbError(err, 'pglite', url, m.sql);
+        }
+      case 'copy-out':
+        try {
+          const r = await target(m.tx).query(m.sql, []);
+          return r.blob ? await r.blob.text() : '';
         } catch (err) {
           throw toDbError(err, 'pglite', url, m.sql);
         }

@@ -24,8 +24,13 @@ export const PGLITE_PARSERS = {
 };
 
 interface PgliteLike {
-  query<T>(sql: string, params?: unknown[], opts?: Record<string, unknown>): Promise<{ rows: T[]; affectedRows?: number }>;
+  query<T>(sql: string, params?: unknown[], opts?: Record<string, unknown>): Promise<{ rows: T[]; affectedRows?: number; blob?: Blob }>;
   exec(sql: string): Promise<unknown>;
+}
+
+/** `COPY (<select>) TO '/dev/blob'`: PGlite hands the output back as a Blob. */
+export function pgliteCopyOutSql(select: string): string {
+  return `COPY (${select}) TO '/dev/blob' WITH (FORMAT text)`;
 }
 
 /**
@@ -51,6 +56,15 @@ function wrap(inner: PgliteLike, displayUrl: string): Queryable {
     async exec(sql: string): Promise<void> {
       try {
         await inner.exec(sql);
+      } catch (err) {
+        throw toDbError(err, 'pglite', displayUrl, sql);
+      }
+    },
+    async copyOut(select: string): Promise<string> {
+      const sql = pgliteCopyOutSql(select);
+      try {
+        const r = await inner.query(sql, []);
+        return r.blob ? await r.blob.text() : '';
       } catch (err) {
         throw toDbError(err, 'pglite', displayUrl, sql);
       }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbError } from '../errors.js';
 import { startNativePostgres, type NativePostgres } from '../testing/native-postgres.js';
 import { createTestDb, startPgliteSocket, type PgliteSocket } from '../testing/pglite.js';
+import { parseCopyText } from './copy-text.js';
 import { embeddingColumn } from './introspect.js';
 import { appliedMigrationIds, migrate } from './migrate.js';
 import type { PgliteDb } from './pglite.js';
@@ -95,6 +96,14 @@ describe('postgres:// driver against a native PostgreSQL cluster', () => {
       meta: { i: 4999 },
       u: '00000000-0000-4000-8000-000000004999',
     });
+  });
+
+  it('reads with COPY … TO STDOUT (text format) the same values a SELECT returns', async () => {
+    const text = await db.copyOut(`SELECT id, name, tags FROM copy_t WHERE id IN (0, 4999) ORDER BY id`);
+    expect(parseCopyText(text)).toEqual([
+      ['0', '名前 0', '{t0,x}'],
+      ['4999', '名前 4999', '{t1,x}'],
+    ]);
   });
 
   it('makes a transaction visible to a second connection only at commit, and rolls back on error', async () => {

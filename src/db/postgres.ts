@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { ConfigError } from '../errors.js';
 import { encodeCopyBinary } from './binary-copy.js';
 import { wrapEncodeError } from './copy-errors.js';
@@ -88,6 +88,17 @@ export function postgresClientConfig(opts: PostgresConnectionOptions): pg.PoolCo
   } as pg.PoolConfig;
 }
 
+/** Run `fn` on the given client, or on a client borrowed from the pool (COPY needs one connection throughout). */
+async function withClient<T>(client: pg.PoolClient | pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  if (!(client instanceof pg.Pool)) return fn(client);
+  const c = await client.connect();
+  try {
+    return await fn(c);
+  } finally {
+    c.release();
+  }
+}
+
 function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Queryable {
   return {
     async query<R>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
@@ -105,6 +116,24 @@ function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Querya
         throw toDbError(err, 'postgres', displayUrl, sql);
       }
     },
+    async copyOut(select: string): Promise<string> {
+      const sql = `COPY (${select}) TO STDOUT WITH (FORMAT text)`;
+      const run = async (c: pg.PoolClient) => {
+        const stream = c.query(copyTo(sql));
+        const chunks: Buffer[] = [];
+        await new Promise<void>((resolve, reject) => {
+          stream.on('data', (d: Buffer) => chunks.push(d));
+          stream.on('error', reject);
+          stream.on('end', () => resolve());
+        });
+        return Buffer.concat(chunks).toString('utf8');
+      };
+      try {
+        return await withClient(client, run);
+      } catch (err) {
+        throw toDbError(err, 'postgres', displayUrl, sql);
+      }
+    },
     async copyRows(table: string, columns: readonly CopyColumn[], rows: Iterable<readonly unknown[]>): Promise<number> {
       const bytes = wrapEncodeError(table, columns, () => encodeCopyBinary(columns.map((c) => c.type), rows));
       const sql = `COPY ${table} (${columns.map((c) => c.name).join(', ')}) FROM STDIN WITH (FORMAT binary)`;
@@ -118,15 +147,7 @@ function wrapClient(client: pg.PoolClient | pg.Pool, displayUrl: string): Querya
         return stream.rowCount ?? 0;
       };
       try {
-        if (client instanceof pg.Pool) {
-          const c = await client.connect();
-          try {
-            return await run(c);
-          } finally {
-            c.release();
-          }
-        }
-        return await run(client);
+        return await withClient(client, run);
       } catch (err) {
         throw toDbError(err, 'postgres', displayUrl, sql);
       }

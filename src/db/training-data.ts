@@ -11,6 +11,7 @@
 import { ValidationFailedError } from '../errors.js';
 import type { CatalogItem } from '../ml/data/dataset.js';
 import type { DecisionRow } from '../ml/data/decisions.js';
+import { parseCopyText, sqlLiteral, uuidArrayLiteral } from './copy-text.js';
 import { assertColumns, checkConstraintValues } from './introspect.js';
 import type { Queryable } from './types.js';
 
@@ -30,20 +31,6 @@ const CATALOG_COLUMNS = {
   'public.performers': ['id', 'fanza_actress_id'],
 };
 
-interface CatalogRow {
-  item_id: string;
-  external_id: string | null;
-  title: string | null;
-  maker: string | null;
-  series: string | null;
-  label: string | null;
-  source: string | null;
-  price: number | null;
-  released_at: Date | string | null;
-  duration_seconds: number | null;
-  tags: string[] | null;
-  performers: string[] | null;
-}
 
 const toMs = (v: Date | string | null): number | null => {
   if (v === null) return null;
@@ -76,51 +63,86 @@ export async function readCatalogPage(
   limit = CATALOG_PAGE_ROWS,
   filter: CatalogFilter = {},
 ): Promise<CatalogItem[]> {
-  const extra: string[] = [];
-  const params: unknown[] = [[...HISTORICAL_SOURCES], afterId, limit];
+  const conditions = [
+    `v.source <> ALL(ARRAY[${HISTORICAL_SOURCES.map((x) => sqlLiteral(x)).join(', ')}]::text[])`,
+    ...(afterId !== null ? [`v.id > ${sqlLiteral(afterId, 'uuid')}`] : []),
+  ];
   if (filter.shard) {
-    params.push(filter.shard.index, filter.shard.count);
-    extra.push(shardPredicate('v.id', `$${params.length - 1}`, `$${params.length}`));
+    conditions.push(shardPredicate('v.id', sqlLiteral(filter.shard.index, 'int'), sqlLiteral(filter.shard.count, 'int')));
   }
   if (filter.lackingVersion !== undefined) {
-    params.push(filter.lackingVersion);
-    extra.push(`NOT EXISTS (SELECT 1 FROM public.video_embeddings e WHERE e.video_id = v.id AND e.model_version = $${params.length})`);
+    conditions.push(
+      `NOT EXISTS (SELECT 1 FROM public.video_embeddings e WHERE e.video_id = v.id AND e.model_version = ${sqlLiteral(filter.lackingVersion)})`,
+    );
   }
-  if (filter.ids) {
-    params.push(filter.ids);
-    extra.push(`v.id = ANY($${params.length}::uuid[])`);
-  }
-  const { rows } = await db.query<CatalogRow>(
-    `SELECT v.id::text AS item_id, v.external_id, v.title, v.maker, v.series, v.label, v.source,
-            v.price::float8 AS price, v.product_released_at AS released_at, v.duration_seconds,
-            ARRAY(SELECT t.name FROM public.video_tags vt
-                    JOIN public.tags t ON t.id = vt.tag_id
-                    JOIN public.tag_groups g ON g.id = t.tag_group_id
-                   WHERE vt.video_id = v.id AND g.use_for_training
-                   ORDER BY t.name) AS tags,
-            ARRAY(SELECT COALESCE(p.fanza_actress_id, p.id::text) FROM public.video_performers vp
-                    JOIN public.performers p ON p.id = vp.performer_id
-                   WHERE vp.video_id = v.id
-                   ORDER BY 1) AS performers
-       FROM public.videos v
-      WHERE v.source <> ALL($1::text[]) AND ($2::uuid IS NULL OR v.id > $2::uuid)${extra.map((e) => ` AND ${e}`).join('')}
-      ORDER BY v.id
-      LIMIT $3`,
-    params,
+  // A list of ids is joined through unnest (an `id = ANY(array)` filter under an ordered scan tests every row
+  // against the whole array: measured 2.7 s for 10k ids in a 20k catalog).
+  const from = filter.ids
+    ? `unnest(${uuidArrayLiteral(filter.ids)}) AS wanted(id) JOIN public.videos v ON v.id = wanted.id`
+    : 'public.videos v';
+  // Three COPY text blobs instead of one SELECT with per-row subqueries: the page of videos, then the training
+  // tags and the performers of exactly those videos, grouped here. On PGlite a SELECT spends about half its time
+  // building protocol rows, and per-row subqueries cost ~280 µs a row; this reads a 20k catalog in 0.8 s (8k
+  // pages) instead of 5.7 s. On a server it is the same work in three round trips.
+  const videos = parseCopyText(
+    await db.copyOut(
+      `SELECT v.id, v.external_id, v.title, v.maker, v.series, v.label, v.source, v.price::float8,
+              (extract(epoch FROM v.product_released_at) * 1000)::float8, v.duration_seconds
+         FROM ${from}
+        WHERE ${conditions.join(' AND ')}
+        ORDER BY v.id
+        LIMIT ${sqlLiteral(limit, 'int')}`,
+    ),
   );
-  return rows.map((r) => ({
-    item_id: r.item_id,
-    external_id: r.external_id,
-    title: r.title,
-    tags: r.tags ?? [],
-    performers: r.performers ?? [],
-    maker: r.maker,
-    series: r.series,
-    label: r.label,
-    source: r.source,
-    price: r.price,
-    released_at: toMs(r.released_at),
-    duration_seconds: r.duration_seconds,
+  if (videos.length === 0) return [];
+  // An unfiltered keyset page is a contiguous id range (an index range scan); otherwise join the page's ids.
+  const contiguous = !filter.ids && !filter.shard && filter.lackingVersion === undefined;
+  const pageOf = (col: string) =>
+    contiguous
+      ? `${col} ${afterId === null ? '>=' : '>'} ${sqlLiteral(afterId ?? '00000000-0000-0000-0000-000000000000', 'uuid')} AND ${col} <= ${sqlLiteral(videos[videos.length - 1][0]!, 'uuid')}`
+      : `${col} = ANY(${uuidArrayLiteral(videos.map((v) => v[0]!))})`;
+  const tagRows = parseCopyText(
+    await db.copyOut(
+      `SELECT vt.video_id, t.name FROM public.video_tags vt
+         JOIN public.tags t ON t.id = vt.tag_id
+         JOIN public.tag_groups g ON g.id = t.tag_group_id
+        WHERE g.use_for_training AND ${pageOf('vt.video_id')}`,
+    ),
+  );
+  const performerRows = parseCopyText(
+    await db.copyOut(
+      `SELECT vp.video_id, COALESCE(pf.fanza_actress_id, pf.id::text) FROM public.video_performers vp
+         JOIN public.performers pf ON pf.id = vp.performer_id
+        WHERE ${pageOf('vp.video_id')}`,
+    ),
+  );
+  const group = (rows: (string | null)[][]): Map<string, string[]> => {
+    const m = new Map<string, string[]>();
+    for (const [id, value] of rows) {
+      if (value === null) continue;
+      const list = m.get(id!);
+      if (list) list.push(value);
+      else m.set(id!, [value]);
+    }
+    for (const list of m.values()) list.sort();
+    return m;
+  };
+  const tags = group(tagRows);
+  const performers = group(performerRows);
+  const num = (v: string | null): number | null => (v === null ? null : Number(v));
+  return videos.map((f) => ({
+    item_id: f[0]!,
+    external_id: f[1],
+    title: f[2],
+    tags: tags.get(f[0]!) ?? [],
+    performers: performers.get(f[0]!) ?? [],
+    maker: f[3],
+    series: f[4],
+    label: f[5],
+    source: f[6],
+    price: num(f[7]),
+    released_at: num(f[8]),
+    duration_seconds: num(f[9]),
   }));
 }
 
@@ -200,25 +222,27 @@ export async function readUserHistories(
 ): Promise<Map<string, UserHistoryIds>> {
   const out = new Map<string, UserHistoryIds>(userIds.map((u) => [u, { likes: [], nopes: [] }]));
   if (userIds.length === 0) return out;
-  const { rows } = await db.query<{ user_id: string; video_id: string; liked: boolean }>(
+  // One COPY text blob instead of a row-by-row SELECT (see readCatalogPage); the ids are validated uuids.
+  const text = await db.copyOut(
     `WITH latest AS (
-       SELECT DISTINCT ON (user_id, video_id) id, user_id, video_id, decision_type, created_at
-         FROM public.user_video_decisions
-        WHERE user_id = ANY($1::uuid[]) AND video_id IS NOT NULL
-        ORDER BY user_id, video_id, created_at DESC NULLS LAST, id DESC
+       SELECT DISTINCT ON (d.user_id, d.video_id) d.id, d.user_id, d.video_id, d.decision_type, d.created_at
+         FROM unnest(${uuidArrayLiteral(userIds)}) AS wanted(id)
+         JOIN public.user_video_decisions d ON d.user_id = wanted.id
+        WHERE d.video_id IS NOT NULL
+        ORDER BY d.user_id, d.video_id, d.created_at DESC NULLS LAST, d.id DESC
      ), ranked AS (
        SELECT user_id, video_id, decision_type IN ('swipe_like', 'grid_like') AS liked,
               row_number() OVER (PARTITION BY user_id, decision_type IN ('swipe_like', 'grid_like')
                                  ORDER BY created_at DESC NULLS LAST, id DESC) AS rn
          FROM latest
-        WHERE decision_type = ANY($4::text[])
+        WHERE decision_type IN (${KNOWN_DECISION_TYPES.map((t) => sqlLiteral(t)).join(', ')})
      )
-     SELECT user_id::text AS user_id, video_id::text AS video_id, liked
+     SELECT user_id, video_id, liked
        FROM ranked
-      WHERE (liked AND rn <= $2) OR (NOT liked AND rn <= $3)
+      WHERE (liked AND rn <= ${sqlLiteral(caps.maxLikes, 'int')}) OR (NOT liked AND rn <= ${sqlLiteral(caps.maxNopes, 'int')})
       ORDER BY user_id, liked DESC, rn`,
-    [userIds, caps.maxLikes, caps.maxNopes, [...KNOWN_DECISION_TYPES]],
   );
+  const rows = parseCopyText(text).map((f) => ({ user_id: f[0]!, video_id: f[1]!, liked: f[2] === 't' }));
   for (const r of rows) {
     const h = out.get(r.user_id);
     if (h) (r.liked ? h.likes : h.nopes).push(r.video_id);

@@ -26,6 +26,11 @@ export interface Queryable {
    * @throws DbError on a server error; CopyEncodeError (wrapped as ValidationFailedError) on a bad value.
    */
   copyRows(table: string, columns: readonly CopyColumn[], rows: Iterable<readonly unknown[]>): Promise<number>;
+  /**
+   * Bulk read: the text-format COPY output of a SELECT (parse with `parseCopyText` in copy-text.ts). COPY takes no
+   * parameters: inline values only through `sqlLiteral`.
+   */
+  copyOut(select: string): Promise<string>;
 }
 
 export type DbDriver = 'pglite' | 'postgres';

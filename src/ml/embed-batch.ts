@@ -11,8 +11,11 @@ import type { CatalogItem } from './data/dataset.js';
 import { type EncodedItem, encodeItem, emptyStats, type FeatureStats, mergeStats } from './features/index.js';
 import type { LoadedTwoTower } from './load-model.js';
 
-/** Encoded items kept across user batches. */
-export const DEFAULT_ITEM_CACHE_ENTRIES = 50_000;
+/**
+ * Encoded items kept across user batches (a constant bound, whatever the catalog size: an encoded item takes a few
+ * hundred bytes, so this is at most ~100 MB). The items pass fills it, so users need no second catalog read.
+ */
+export const DEFAULT_ITEM_CACHE_ENTRIES = 200_000;
 /** Users below this many decisions get no embedding. @see module comment */
 export const DEFAULT_MIN_HISTORY = 1;
 
