@@ -191,6 +191,7 @@ type ActionFactory = (name: string, fn: ActionFn) => (...args: unknown[]) => Pro
 
 /** Every command, its flags, help and examples. Keep each registration a thin mapping onto its module. */
 function registerCommands(program: Command, action: ActionFactory): void {
+  registerQuickstart(program, action);
   program
     .command('init')
     .description('create .am-ml/: the embedded database with the app schema, and the local model store (safe to run twice)')
@@ -484,6 +485,61 @@ Examples:
   registerTrain(program, action);
   registerKerasCommands(program, action);
   registerEmbed(program, action);
+}
+
+const QUICKSTART_HELP = `
+Steps (each one the real command, with its own progress):
+  1. init        the embedded database (PGlite + pgvector) and the local model store in <dir>/.am-ml
+  2. catalog     a generated DMM catalog (made-up titles, performers, makers, genres and dates) served by a replay
+                 server on 127.0.0.1 and synced with sync-dmm
+  3. decisions   generated users whose likes follow the catalog's genres, makers and performers, written to
+                 user_video_decisions
+  4. train       train --from-db: the two-tower model, evaluated against the popularity baseline
+  5. validate    golden outputs from an independent forward pass over the saved weights; am-ml validate --golden
+  6. publish     to the local store, refused unless the model beats popularity (recall@100 and ndcg@10)
+  7. embed       every item and user, switching the live tables in one transaction
+  8. recommend   two sample users' recent likes next to what the app's serving rule recommends them now
+
+Always on the embedded database and local store inside --dir (the environment's AMML_DATABASE_URL and
+AMML_MODEL_STORE are ignored: it writes made-up users). Running it again keeps the catalog and decisions, trains
+and publishes a new version and switches the live embeddings to it.
+
+Exit codes: 0 done; 2 bad flags; 4 a tower failed validation or the model did not beat popularity (nothing
+published); 130 interrupted (run it again).
+
+Examples:
+  am-ml quickstart
+  am-ml quickstart --dir /tmp/am-ml-demo
+  am-ml quickstart --json > summary.json
+`;
+
+function registerQuickstart(program: Command, action: ActionFactory): void {
+  program
+    .command('quickstart')
+    .description('run the whole loop offline on the embedded defaults: generated catalog → sync → decisions → train → validate → publish → embed → recommendations')
+    .option('--dir <path>', 'working directory: .am-ml/ is created in it (default: the current directory)')
+    .addOption(new Option('--backend <name>', 'TF.js backend (default auto)').choices(['auto', 'node', 'wasm', 'cpu']))
+    // Sizes for tests and experiments; the default size is what the README promises to run in a few minutes.
+    .addOption(new Option('--items <n>', 'catalog items').argParser(parseIntFlag(200, 1_000_000)).hideHelp())
+    .addOption(new Option('--users <n>', 'generated users').argParser(parseIntFlag(50, 1_000_000)).hideHelp())
+    .addOption(new Option('--epochs <n>', 'training epochs at most').argParser(parseIntFlag(1, 10_000)).hideHelp())
+    .addOption(new Option('--seed <n>', 'seed of the catalog and the users').argParser(parseIntFlag(0, 2 ** 31 - 1)).hideHelp())
+    .addHelpText('after', QUICKSTART_HELP)
+    .action(
+      action('quickstart', async (common, f) => {
+        const m = await import('./commands/quickstart.js');
+        const result = await m.quickstart({
+          ...common,
+          dir: f.dir as string | undefined,
+          backend: f.backend as 'auto' | 'node' | 'wasm' | 'cpu' | undefined,
+          items: f.items as number | undefined,
+          users: f.users as number | undefined,
+          epochs: f.epochs as number | undefined,
+          seed: f.seed as number | undefined,
+        });
+        return { result, text: m.formatQuickstart(result) };
+      }),
+    );
 }
 
 const TRAIN_HELP = `

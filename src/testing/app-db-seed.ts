@@ -52,13 +52,22 @@ export async function seedCatalog(db: Queryable, items: readonly CatalogItem[]):
   return ids;
 }
 
-/** Insert decisions (likes as swipe_like, nopes as grid_nope); user ids must be UUIDs. */
-export async function seedDecisions(db: Queryable, interactions: readonly Interaction[], videoIds: ReadonlyMap<string, string>): Promise<void> {
+/**
+ * Insert decisions (likes as swipe_like, nopes as grid_nope); user ids must be UUIDs. Idempotent: users and
+ * (user, video) pairs already present are left as they are (the quickstart seeds the same log on every run).
+ * Returns how many users and decisions were new.
+ */
+export async function seedDecisions(
+  db: Queryable,
+  interactions: readonly Interaction[],
+  videoIds: ReadonlyMap<string, string>,
+): Promise<{ users: number; decisions: number }> {
   const users = [...new Set(interactions.map((i) => i.userId))];
-  await db.query('INSERT INTO auth.users (id) SELECT u::uuid FROM unnest($1::text[]) u', [users]);
-  await db.query(
+  const u = await db.query('INSERT INTO auth.users (id) SELECT u::uuid FROM unnest($1::text[]) u ON CONFLICT (id) DO NOTHING', [users]);
+  const d = await db.query(
     `INSERT INTO public.user_video_decisions (user_id, video_id, decision_type, created_at)
-     SELECT u::uuid, v::uuid, d, t FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS x(u, v, d, t)`,
+     SELECT u::uuid, v::uuid, d, t FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS x(u, v, d, t)
+     ON CONFLICT (user_id, video_id) DO NOTHING`,
     [
       interactions.map((i) => i.userId),
       interactions.map((i) => videoIds.get(i.itemId)!),
@@ -66,4 +75,5 @@ export async function seedDecisions(db: Queryable, interactions: readonly Intera
       interactions.map((i) => (i.timestamp === undefined ? null : new Date(i.timestamp).toISOString())),
     ],
   );
+  return { users: u.rowCount, decisions: d.rowCount };
 }
