@@ -89,13 +89,16 @@ describe('am-ml quickstart --json', () => {
       expect(s.taste.of).toBeGreaterThanOrEqual(15);
       const likesCarrying = s.recentLikes.filter((l) => l.shared.matches).length;
       expect(likesCarrying).toBeGreaterThanOrEqual(3);
-      // Most recommendations share a maker, performer or genre of that taste, and more than popular videos do.
-      expect(s.relevance.model).toBeGreaterThanOrEqual(0.5);
-      expect(s.relevance.model).toBeGreaterThanOrEqual(s.relevance.popularity);
       for (const rec of s.recommendations.filter((x) => x.shared.matches)) {
         expect(Boolean(rec.shared.maker) || rec.shared.performers.length > 0 || rec.shared.genres.length > 0).toBe(true);
       }
     }
+    // Most of the samples' recommendations share a maker, performer or genre of their taste, and more than popular
+    // videos do. Averaged over the two: one sample alone is noisy at this small size (video ids are random UUIDs, so
+    // each fresh database orders the training rows differently and trains a slightly different model).
+    const mean = (f: (s: (typeof r.samples)[number]) => number) => (f(r.samples[0]) + f(r.samples[1])) / 2;
+    expect(mean((s) => s.relevance.model)).toBeGreaterThanOrEqual(0.5);
+    expect(mean((s) => s.relevance.model)).toBeGreaterThan(mean((s) => s.relevance.popularity));
     // Over many users (two samples are noisy): the model's top 8 carry the taste much more often.
     expect(r.relevance.users).toBeGreaterThanOrEqual(50);
     expect(r.relevance.model).toBeGreaterThanOrEqual(0.7);
