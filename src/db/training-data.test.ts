@@ -65,6 +65,15 @@ describe('training data from the app database', () => {
     expect(h.get('00000000-0000-4000-8000-00000000ffff')).toEqual({ likes: [], nopes: [] });
   });
 
+  it('reads only the users asked for, also when others lie in the id range of the page', async () => {
+    const outer = ['00000000-0000-4000-8000-000000000000', 'ffffffff-ffff-4fff-bfff-ffffffffffff'];
+    const h = await readUserHistories(db, outer, { maxLikes: 5, maxNopes: 5 });
+    expect([...h.keys()]).toEqual(outer);
+    expect([...h.values()]).toEqual([{ likes: [], nopes: [] }, { likes: [], nopes: [] }]);
+    const one = await readUserHistories(db, [U2, ...outer], { maxLikes: 5, maxNopes: 5 });
+    expect(one.get(U2)).toEqual({ likes: [], nopes: [ids.get('abc002')] });
+  });
+
   it('refuses a decision_type constraint with other values (schema drift)', async () => {
     await db.exec(`ALTER TABLE public.user_video_decisions DROP CONSTRAINT user_video_decisions_decision_type_check;
                    ALTER TABLE public.user_video_decisions ADD CONSTRAINT user_video_decisions_decision_type_check
