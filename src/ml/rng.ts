@@ -91,3 +91,18 @@ export function hashString(s: string): number {
   }
   return h >>> 0;
 }
+
+/**
+ * mulberry32 as a plain function: the generator of the export's generated validation inputs and of the test
+ * fixtures (catalogs, model folders), kept bit-identical so their recorded values do not change. Training uses Rng.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -13,6 +13,7 @@
  */
 import { parseDmmDate } from '../dmm/schema.js';
 import { GENRE_GROUPS } from '../db/genre-groups.js';
+import { mulberry32 } from '../ml/rng.js';
 
 export type RawItem = Record<string, unknown>;
 
@@ -49,17 +50,8 @@ function hash(...parts: (string | number)[]): number {
   return h >>> 0;
 }
 
-/** mulberry32: small, fast, good enough for test data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded [0, 1) numbers for test data (mulberry32). */
+export const seededRandom = mulberry32;
 
 const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
 const intIn = (rng: () => number, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { FEATURES_FILE, type ModelManifest, METRICS_FILE, PROBE_FILE } from '../ml/artifacts.js';
 import { describeFiles, sha256File, writeManifest } from '../ml/artifacts-fs.js';
 import { AMML_VERSION } from '../version.js';
+import { mulberry32 } from '../ml/rng.js';
 
 export interface ModelFolderOptions {
   kind?: 'two-tower' | 'keras-export';
@@ -22,17 +23,6 @@ export interface ModelFolderOptions {
   runId?: string;
 }
 
-/** mulberry32: a tiny deterministic PRNG, so fixtures are byte-identical across runs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function writeDenseTower(dir: string, towerName: string, inputDim: number, dim: number, rand: () => number): void {
   mkdirSync(dir, { recursive: true });
@@ -82,7 +72,7 @@ export async function writeModelFolder(dir: string, opts: ModelFolderOptions = {
   const kind = opts.kind ?? 'two-tower';
   const inputDim = opts.inputDim ?? 8;
   const dim = opts.dim ?? 4;
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const metrics = opts.metrics ?? { 'recall@100': 0.3, 'ndcg@10': 0.1 };
   const runId = opts.runId ?? `20260101T0000${String(seed % 60).padStart(2, '0')}Z`;
   mkdirSync(dir, { recursive: true });

@@ -4,6 +4,7 @@
  */
 import type { ModelSpec } from './model-tree.js';
 import type { RefTensor } from './reference.js';
+import { mulberry32 } from '../rng.js';
 
 /** Free (None) dimensions other than the batch get this size. */
 export const FREE_DIM_SIZE = 4;
@@ -51,16 +52,6 @@ export interface GeneratedInput {
   tensor: RefTensor;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One batch of inputs in `model.inputs` order. */
 export function generateInputs(model: ModelSpec, batch: number, seed = 1): GeneratedInput[] {
