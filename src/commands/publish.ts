@@ -10,7 +10,7 @@ import { UsageError, ValidationFailedError } from '../errors.js';
 import { makeRunId, METRICS_FILE, type ModelManifest, type Publication } from '../ml/artifacts.js';
 import { listModelFiles, readManifest, verifyModelFolder } from '../ml/artifacts-fs.js';
 import { describeFailedGates, evaluateGates, type GateOutcome, parseGates } from '../ml/gate.js';
-import { type PointerEntry, publishVersion, readCurrent } from '../registry/registry.js';
+import { type PointerEntry, type PublishResult, publishVersion, readCurrent } from '../registry/registry.js';
 import { assertId } from '../registry/paths.js';
 import { formatBytes } from './format-bytes.js';
 import { type CommonOptions, cwdOf, reporterOf } from './common.js';
@@ -49,24 +49,12 @@ export interface GateReport {
   outcomes: (GateOutcome & { against?: string })[];
 }
 
-export interface PublishCommandResult {
-  name: string;
-  version: string;
-  store: string;
-  path: string;
+/** What the registry's publish reports, plus the source folder, its metrics, the gate and the reload. */
+export interface PublishCommandResult extends PublishResult {
   source: { dir: string; kind: ModelManifest['kind']; runId: string; unlistedFiles: string[] };
-  files: number;
-  bytes: number;
-  uploaded: number;
-  reused: number;
-  manifestSha256?: string;
-  activated: boolean;
-  previous: string | null;
-  dryRun: boolean;
   metrics: Record<string, number>;
   gate?: GateReport;
   reload?: ReloadOutcome;
-  entry?: PointerEntry;
 }
 
 /** Flat numeric metrics: the manifest's copy, else the numbers at the top of metrics.json. */

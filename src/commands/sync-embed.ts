@@ -62,8 +62,7 @@ export async function chunkEmbedder(opts: CommonOptions & { name?: string }, db:
     if (mode === 'auto' && err instanceof ExternalServiceError) return off(`the model store could not be read (${err.message.split('\n')[0]})`);
     throw err;
   }
-  const opened = { store: { url: storeUrl } };
-  if (!current) return off(`no model is published in ${opened.store.url}`);
+  if (!current) return off(`no model is published in ${storeUrl}`);
   const served = await servedVersion(db);
   if (served === null) return off(`the live tables hold no embeddings yet (run \`am-ml embed\` once)`);
   if (served !== current) return off(`the live tables serve ${served} but the current model is ${current} (run \`am-ml embed\` to switch)`);

@@ -23,7 +23,6 @@ export interface ModelFolderOptions {
   runId?: string;
 }
 
-
 function writeDenseTower(dir: string, towerName: string, inputDim: number, dim: number, rand: () => number): void {
   mkdirSync(dir, { recursive: true });
   const weights = new Float32Array(inputDim * dim + dim).map(() => rand() * 2 - 1);
