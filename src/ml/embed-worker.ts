@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CatalogItem } from './data/dataset.js';
-import { DEFAULT_ITEM_CACHE_ENTRIES, embedItemRows, embedUserRows, EncodedItemCache } from './embed-batch.js';
+import { DEFAULT_ITEM_CACHE_ENTRIES, embedAndCacheItems, embedUserRows, EncodedItemCache } from './embed-batch.js';
 import { type EmbedWorkerReady, type EmbedWorkerReply, type EmbedWorkerRequest, packRows, toWireError, type WorkerEmbedderOptions } from './embedder.js';
 import { loadTwoTowerFromDir } from './load-model-fs.js';
 import { type BackendChoice, initTf } from './tf.js';
@@ -48,8 +48,7 @@ async function serve(opts: WorkerEmbedderOptions): Promise<void> {
     try {
       switch (m.op) {
         case 'items': {
-          cache.add(m.items);
-          reply({ id: m.id, ok: true, ...packRows(embedItemRows(model, m.items).rows, model.dim), skipped: 0 });
+          reply({ id: m.id, ok: true, ...packRows(embedAndCacheItems(model, cache, m.items), model.dim), skipped: 0 });
           break;
         }
         case 'users':

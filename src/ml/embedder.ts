@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AmMlError, ConfigError, InternalError, ValidationFailedError } from '../errors.js';
 import type { CatalogItem } from './data/dataset.js';
-import { DEFAULT_ITEM_CACHE_ENTRIES, type EmbeddedRow, embedItemRows, embedUserRows, EncodedItemCache, type UserHistoryRef } from './embed-batch.js';
+import { DEFAULT_ITEM_CACHE_ENTRIES, type EmbeddedRow, embedAndCacheItems, embedUserRows, EncodedItemCache, type UserHistoryRef } from './embed-batch.js';
 import type { LoadedTwoTower } from './load-model.js';
 
 export interface UserBatchOutput {
@@ -81,8 +81,7 @@ export function localEmbedder(model: LoadedTwoTower, capacity = DEFAULT_ITEM_CAC
     dim: model.dim,
     caps: { maxLikes: model.spec.user.maxLikes, maxNopes: model.spec.user.maxNopes },
     async embedItems(items) {
-      cache.add(items);
-      return embedItemRows(model, items).rows;
+      return embedAndCacheItems(model, cache, items);
     },
     embedUsers: (users, known, fetchItems, minHistory) => embedUsersWithCache(model, cache, users, known, fetchItems, minHistory, capacity),
     async close() {},

@@ -6,6 +6,7 @@ import { TINY_TRAIN_CONFIG, tinyTrainingData } from '../testing/synthetic-data.j
 import { type TmpDir, tmpDir } from '../testing/tmp-dir.js';
 import { FEATURES_FILE, MANIFEST_FILE, PROBE_FILE } from './artifacts.js';
 import { describeFiles, readManifest, verifyModelFolder, writeManifest } from './artifacts-fs.js';
+import { embedAndCacheItems, EncodedItemCache } from './embed-batch.js';
 import { buildItemInputs } from './features/index.js';
 import { loadTwoTower } from './load-model.js';
 import { loadTwoTowerFromDir } from './load-model-fs.js';
@@ -200,5 +201,45 @@ describe('loadTwoTower', () => {
     cpSync(run, d, { recursive: true });
     rmSync(path.join(d, MANIFEST_FILE));
     await expectInvalid(d, /manifest\.json cannot be read/);
+  });
+});
+
+describe('encoded items (am-ml embed encodes each catalog item once)', () => {
+  it('embedAndCacheItems gives the rows embedItems gives, and keeps the encodings for histories', async () => {
+    const m = await loadTwoTowerFromDir(run);
+    try {
+      const items = data.items.slice(0, 40);
+      const cache = new EncodedItemCache(m, 1000);
+      const rows = embedAndCacheItems(m, cache, items);
+      const want = m.embedItems(items).embeddings;
+      expect(rows.map((r) => r.id)).toEqual(items.map((i) => i.item_id));
+      expect(Array.from(Float32Array.from(rows.flatMap((r) => Array.from(r.embedding))))).toEqual(Array.from(want));
+      expect(cache.size).toBe(40);
+      expect(cache.missing(items.map((i) => i.item_id))).toEqual([]);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('stays within its bound and gives items read since the last pass a second chance (CLOCK)', async () => {
+    const m = await loadTwoTowerFromDir(run);
+    try {
+      const [a, b, c, d, e] = data.items.slice(0, 5);
+      const cache = new EncodedItemCache(m, 3);
+      cache.add([a, b, c]);
+      expect(cache.get(a.item_id)).toBeDefined(); // a was read: it survives the next eviction, b (oldest unread) goes
+      cache.add([d]);
+      expect(cache.size).toBe(3);
+      expect(cache.missing([a, b, c, d].map((i) => i.item_id))).toEqual([b.item_id]);
+      cache.add([e]); // a went to the back when it was passed over: c, now the oldest, goes
+      expect(cache.missing([a, c, d, e].map((i) => i.item_id))).toEqual([c.item_id]);
+      cache.add([b]); // order d, a, e: d goes, and a (its flag spent) would be next
+      expect(cache.missing([a, b, d, e].map((i) => i.item_id))).toEqual([d.item_id]);
+      cache.add([c]);
+      expect(cache.missing([a, b, c, e].map((i) => i.item_id))).toEqual([a.item_id]);
+      expect(cache.size).toBe(3);
+    } finally {
+      m.dispose();
+    }
   });
 });

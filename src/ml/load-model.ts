@@ -24,9 +24,11 @@ import { ConfigError, ValidationFailedError } from '../errors.js';
 import { FEATURES_FILE, MANIFEST_FILE, type ModelManifest, ModelManifestSchema, PROBE_FILE } from './artifacts.js';
 import {
   buildItemInputs,
+  buildItemInputsEncoded,
   buildUserInputs,
   buildUserInputsEncoded,
   type EncodedHistory,
+  type EncodedItem,
   type FeatureSpec,
   type FeatureStats,
   type InputArray,
@@ -68,6 +70,8 @@ export interface LoadedTwoTower {
   runId: string;
   towers: { user: tf.LayersModel; item: tf.LayersModel };
   embedItems(items: readonly ItemAttributes[]): EmbedResult;
+  /** Items already encoded with `encodeItem` (callers that also keep the encodings for users' histories). */
+  embedItemsEncoded(items: readonly EncodedItem[]): Float32Array;
   embedUsers(histories: readonly UserHistory[]): EmbedResult;
   /** For callers that encode catalog items once (`encodeItem`) and reuse them across users. */
   embedUsersEncoded(histories: readonly EncodedHistory[]): EmbedResult;
@@ -237,6 +241,9 @@ export async function loadTwoTower(read: ReadModelFile, opts: LoadTwoTowerOption
     embedItems(items) {
       const { inputs, stats } = buildItemInputs(spec, items);
       return { embeddings: run('item', inputs), rows: inputs.rows, stats };
+    },
+    embedItemsEncoded(items) {
+      return run('item', buildItemInputsEncoded(spec, items));
     },
     embedUsers(histories) {
       const { inputs, stats } = buildUserInputs(spec, histories);

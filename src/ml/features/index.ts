@@ -11,8 +11,8 @@
  * - `buildUserInputs(spec, histories)`: user tower inputs from histories (`{likes, nopes}`, items newest first,
  *   e.g. the user's last 200 liked and last 100 noped videos). Users unseen in training embed from their history;
  *   an empty history is a valid row (flagged by the `empty_history` column).
- * - `encodeItem` + `buildUserInputsEncoded`: the same for callers that encode each catalog item once and reuse it
- *   across many users (batch embedding).
+ * - `encodeItem` + `buildItemInputsEncoded` / `buildUserInputsEncoded`: the same for callers that encode each
+ *   catalog item once and reuse it for its own row and across many users' histories (batch embedding).
  * - `towerInputSpecs(spec, tower)`: input names, dtypes and widths in model order.
  *
  * Every result carries `stats` (missing, invalid, unknown, dropped, truncated per field) for the caller to report.
@@ -48,6 +48,13 @@ export function buildItemInputs(spec: FeatureSpec, items: readonly ItemAttribute
   const buf = new TowerBuffers(spec, 'item', items.length);
   items.forEach((item, row) => writeItemRow(buf, row, encodeItem(spec, item, stats)));
   return { inputs: buf.toInputs(items.length), stats };
+}
+
+/** Item tower inputs for items already encoded with `encodeItem` (batch embedding encodes each item once). */
+export function buildItemInputsEncoded(spec: FeatureSpec, items: readonly EncodedItem[]): TowerInputs {
+  const buf = new TowerBuffers(spec, 'item', items.length);
+  items.forEach((item, row) => writeItemRow(buf, row, item));
+  return buf.toInputs(items.length);
 }
 
 /** User tower inputs from raw histories, one row each, in order. */
