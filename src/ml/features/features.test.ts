@@ -148,6 +148,25 @@ describe('user inputs', () => {
     expect(encoded).toEqual(training);
   });
 
+  it('are the same for every row of a batch as for that history alone (the batch reuses its packing buffers)', () => {
+    const s = spec();
+    const enc = items.map((i) => encodeItem(s, i));
+    const histories = [
+      { likes: [enc[0], enc[1], enc[2], enc[3]], nopes: [enc[3], enc[2]] },
+      { likes: [enc[1]], nopes: [] },
+      { likes: [], nopes: [enc[0]] },
+      { likes: [enc[3], enc[0]], nopes: [enc[1], enc[2], enc[0]] },
+    ];
+    const batch = buildUserInputsEncoded(s, histories).inputs;
+    histories.forEach((h, row) => {
+      const alone = buildUserInputsEncoded(s, [h]).inputs;
+      batch.arrays.forEach((a, k) => {
+        const w = a.shape[1];
+        expect(Array.from(a.data.subarray(row * w, (row + 1) * w))).toEqual(Array.from(alone.arrays[k].data));
+      });
+    });
+  });
+
   it('weights tokens by their share of the history and caps the window', () => {
     const s = spec({ maxLikes: 2 });
     const { inputs } = buildUserInputs(s, [{ likes: [items[0], items[1], items[3]], nopes: [] }]);

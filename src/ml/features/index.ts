@@ -18,7 +18,7 @@
  * Every result carries `stats` (missing, invalid, unknown, dropped, truncated per field) for the caller to report.
  */
 import { type EncodedItem, emptyStats, encodeItem, type FeatureStats, type ItemAttributes } from './encode.js';
-import { packItems, TowerBuffers, type TowerInputs, UserRowWriter, writeItemRow } from './rows.js';
+import { ItemPacker, TowerBuffers, type TowerInputs, UserRowWriter, writeItemRow } from './rows.js';
 import type { FeatureSpec } from './spec.js';
 
 export * from './encode.js';
@@ -79,8 +79,9 @@ export function buildUserInputsEncoded(
 ): BuiltInputs {
   const buf = new TowerBuffers(spec, 'user', histories.length);
   const writer = new UserRowWriter(spec);
-  const v = spec.vocabularies.length;
-  histories.forEach((h, row) => writer.write(buf, row, packItems(h.likes, v), packItems(h.nopes, v), -1, stats));
+  const likes = new ItemPacker(spec.vocabularies.length);
+  const nopes = new ItemPacker(spec.vocabularies.length);
+  histories.forEach((h, row) => writer.write(buf, row, likes.pack(h.likes), nopes.pack(h.nopes), -1, stats));
   stats.rows += histories.length;
   return { inputs: buf.toInputs(histories.length), stats };
 }
