@@ -53,8 +53,12 @@ export { readUserHistories, type UserHistoryIds };
 /** SQL listing every entity that should have an embedding after a full run (for stragglers in the switch). */
 export const CANDIDATES_SQL = {
   items: `SELECT v.id FROM public.videos v WHERE v.source <> ALL(ARRAY[${HISTORICAL_SOURCES.map((s) => `'${s}'`).join(', ')}]::text[])`,
-  /** Users with at least one decision on a video: the others have no history to embed. */
-  users: `SELECT DISTINCT d.user_id AS id FROM public.user_video_decisions d WHERE d.video_id IS NOT NULL`,
+  /**
+   * App users with at least one decision on a video: the others have no history to embed (and only app users can
+   * have a user_embeddings row). Probed per user through the decisions' user index: a DISTINCT over every decision
+   * took 0.5–0.9 s of the switch transaction at 1.2M decisions, this 50 ms.
+   */
+  users: `SELECT u.id FROM auth.users u WHERE EXISTS (SELECT 1 FROM public.user_video_decisions d WHERE d.user_id = u.id AND d.video_id IS NOT NULL)`,
 } as const;
 
 /** How many items / users a shard will read (for progress totals). */
