@@ -12,7 +12,7 @@ import path from 'node:path';
 import { throwIfAborted } from '../errors.js';
 import { readDatasetFolder } from './data/dataset.js';
 import type { Interaction } from './data/types.js';
-import { DEFAULT_MIN_HISTORY, embedItemRows, type EmbeddedRow, embedUserRows, EncodedItemCache } from './embed-batch.js';
+import { DEFAULT_MIN_HISTORY, embedAndCacheItems, type EmbeddedRow, embedUserRows, EncodedItemCache } from './embed-batch.js';
 import type { LoadedTwoTower } from './load-model.js';
 
 export const EMBED_DATASET_BATCH = 4096;
@@ -73,16 +73,16 @@ export async function embedDataset(opts: EmbedDatasetOptions): Promise<EmbedData
   const itemsFile = path.join(opts.outDir, 'items.jsonl');
   const usersFile = path.join(opts.outDir, 'users.jsonl');
 
+  // Filled while the items are embedded (each item encoded once), then read by the users' histories.
+  const cache = new EncodedItemCache(model, Number.POSITIVE_INFINITY);
   writeJsonl(itemsFile, (emit) => {
     for (let s = 0; s < data.items.length; s += batch) {
       throwIfAborted(opts.signal, 'Nothing was written.');
-      for (const row of embedItemRows(model, data.items.slice(s, s + batch)).rows) emit(row);
+      for (const row of embedAndCacheItems(model, cache, data.items.slice(s, s + batch))) emit(row);
       opts.onProgress?.({ kind: 'items', done: Math.min(s + batch, data.items.length), total: data.items.length });
     }
   });
 
-  const cache = new EncodedItemCache(model, Number.POSITIVE_INFINITY);
-  cache.add(data.items);
   const { maxLikes, maxNopes } = model.spec.user;
   const histories = datasetHistories(data.interactions).map((h) => ({
     userId: h.userId,
