@@ -123,23 +123,31 @@ export interface PackedItems {
   ends: Int32Array[];
 }
 
-/** Pack items (in order) for `UserRowWriter.write`. */
+/** Tokens of vocabulary `v` over all items. */
+function tokenCount(items: readonly EncodedItem[], v: number): number {
+  let total = 0;
+  for (let i = 0; i < items.length; i++) total += items[i].tokens[v].length;
+  return total;
+}
+
+/** Concatenate the items' tokens of vocabulary `v` into `t`, with each item's end offset in `e`. */
+function fillPacked(items: readonly EncodedItem[], v: number, t: Int32Array, e: Int32Array): void {
+  let o = 0;
+  for (let i = 0; i < items.length; i++) {
+    const src = items[i].tokens[v];
+    for (let j = 0; j < src.length; j++) t[o++] = src[j];
+    e[i] = o;
+  }
+}
+
+/** Pack items (in order) for `UserRowWriter.write`, into arrays of their own (training keeps one per user). */
 export function packItems(items: readonly EncodedItem[], vocabularies: number): PackedItems {
   const tokens: Int32Array[] = [];
   const ends: Int32Array[] = [];
   for (let v = 0; v < vocabularies; v++) {
-    let total = 0;
-    for (const it of items) total += it.tokens[v].length;
-    const t = new Int32Array(total);
-    const e = new Int32Array(items.length);
-    let o = 0;
-    items.forEach((it, i) => {
-      t.set(it.tokens[v], o);
-      o += it.tokens[v].length;
-      e[i] = o;
-    });
-    tokens.push(t);
-    ends.push(e);
+    tokens.push(new Int32Array(tokenCount(items, v)));
+    ends.push(new Int32Array(items.length));
+    fillPacked(items, v, tokens[v], ends[v]);
   }
   return { n: items.length, tokens, ends };
 }
@@ -164,18 +172,10 @@ export class ItemPacker {
   pack(items: readonly EncodedItem[]): PackedItems {
     const n = items.length;
     for (let v = 0; v < this.vocabularies; v++) {
-      let total = 0;
-      for (let i = 0; i < n; i++) total += items[i].tokens[v].length;
+      const total = tokenCount(items, v);
       if (total > this.tokens[v].length) this.tokens[v] = new Int32Array(Math.max(total, 2 * this.tokens[v].length));
       if (n > this.ends[v].length) this.ends[v] = new Int32Array(Math.max(n, 2 * this.ends[v].length));
-      const t = this.tokens[v];
-      const e = this.ends[v];
-      let o = 0;
-      for (let i = 0; i < n; i++) {
-        const src = items[i].tokens[v];
-        for (let j = 0; j < src.length; j++) t[o++] = src[j];
-        e[i] = o;
-      }
+      fillPacked(items, v, this.tokens[v], this.ends[v]);
     }
     return { n, tokens: this.tokens, ends: this.ends };
   }
