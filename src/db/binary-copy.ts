@@ -54,11 +54,6 @@ class ByteWriter {
     this.buf.writeInt16BE(v, this.len);
     this.len += 2;
   }
-  uint16(v: number): void {
-    this.ensure(2);
-    this.buf.writeUInt16BE(v, this.len);
-    this.len += 2;
-  }
   int32(v: number): void {
     this.ensure(4);
     this.buf.writeInt32BE(v, this.len);
