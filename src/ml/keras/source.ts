@@ -3,11 +3,11 @@
  * Keras topology JSON plus a weights-only `.h5`. The result holds the raw model config, the Keras version and the
  * opened HDF5 weights, without interpreting either (see `model-tree.ts` and `weights.ts`).
  */
-import { webcrypto } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { fromHdf5Error, invalidModel, unreadableInput } from './errors.js';
 import { type H5File, H5Group, type H5Value, isHdf5, openHdf5 } from './hdf5/file.js';
+import { readFileHashed } from './parallel-sha256.js';
 import { isZip, readZip } from './zip.js';
 
 /** Largest input file we read into memory. */
@@ -18,7 +18,7 @@ export type SourceFormat = 'keras-v3-zip' | 'h5-full-model' | 'json-topology+h5-
 export interface SourceFile {
   path: string;
   bytes: number;
-  /** Hashed off the main thread (WebCrypto runs on the libuv pool) while the file is parsed; await before use. */
+  /** Hashed while the file is read and parsed (on a worker thread for large files); await before use. */
   sha256: Promise<string>;
 }
 
@@ -46,7 +46,12 @@ export interface OpenSourceOptions {
   weights?: string;
 }
 
-function readInput(file: string, what: string): Uint8Array {
+interface ReadFile {
+  bytes: Uint8Array;
+  sha256: Promise<string>;
+}
+
+function readInput(file: string, what: string): ReadFile {
   let size: number;
   try {
     const st = statSync(file);
@@ -58,19 +63,17 @@ function readInput(file: string, what: string): Uint8Array {
   }
   if (size > MAX_INPUT_BYTES) throw invalidModel(`${what} ${file} is ${size} bytes; am-ml reads models up to ${MAX_INPUT_BYTES} bytes.`, { code: 'KERAS_SIZE_LIMIT' });
   if (size === 0) throw unreadableInput(`${what} ${file} is empty.`);
-  // A view, not `new Uint8Array(buffer)`, which would copy the whole file.
-  const b = readFileSync(file);
-  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  // Shared memory, hashed while it is read: the shards are written straight from these bytes and hashed in place.
+  try {
+    return readFileHashed(file, size);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ESHRUNK') throw unreadableInput(`${what} ${(err as Error).message}.`, 'Export a file that is not being written.');
+    throw err;
+  }
 }
 
-function describeFile(file: string, bytes: Uint8Array): SourceFile {
-  return { path: file, bytes: bytes.length, sha256: sha256Hex(bytes) };
-}
-
-/** sha256 of a buffer, computed on the thread pool (the conversion goes on meanwhile). */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
-  return Buffer.from(digest).toString('hex');
+function describeFile(file: string, read: ReadFile): SourceFile {
+  return { path: file, bytes: read.bytes.length, sha256: read.sha256 };
 }
 
 function magicText(bytes: Uint8Array): string {
@@ -147,7 +150,8 @@ function openH5(bytes: Uint8Array, file: string): H5File {
 /** Detect and open a Keras model input. */
 export function openKerasSource(opts: OpenSourceOptions): KerasSource {
   const input = opts.input;
-  const bytes = readInput(input, 'Model file');
+  const read = readInput(input, 'Model file');
+  const bytes = read.bytes;
   const name = path.basename(input);
 
   if (isZip(bytes)) {
@@ -177,7 +181,7 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
       modelConfig: config,
       weightsFile,
       weightsRoot: weightsFile.root,
-      files: [describeFile(input, bytes)],
+      files: [describeFile(input, read)],
       inputBytes: bytes.length,
     };
   }
@@ -216,7 +220,7 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
       modelConfig: config,
       weightsFile: f,
       weightsRoot: mw,
-      files: [describeFile(input, bytes)],
+      files: [describeFile(input, read)],
       inputBytes: bytes.length,
     };
   }
@@ -230,7 +234,8 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
     if (!opts.weights) {
       throw unreadableInput(`${name} is a model topology without weights.`, `Pass the weights file too: am-ml export ${name} --weights weights.h5 --out <dir>.`);
     }
-    const wbytes = readInput(opts.weights, 'Weights file');
+    const wread = readInput(opts.weights, 'Weights file');
+    const wbytes = wread.bytes;
     const wname = path.basename(opts.weights);
     if (!isHdf5(wbytes)) throw unreadableInput(`${wname} is not an HDF5 file (it starts with "${magicText(wbytes)}"); --weights takes the .h5 written by save_weights().`);
     const f = openH5(wbytes, wname);
@@ -244,7 +249,7 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
         modelConfig: config,
         weightsFile: f,
         weightsRoot: f.root,
-        files: [describeFile(input, bytes), describeFile(opts.weights, wbytes)],
+        files: [describeFile(input, read), describeFile(opts.weights, wread)],
         inputBytes: bytes.length + wbytes.length,
       };
     }
@@ -264,7 +269,7 @@ export function openKerasSource(opts: OpenSourceOptions): KerasSource {
       modelConfig: config,
       weightsFile: f,
       weightsRoot: root,
-      files: [describeFile(input, bytes), describeFile(opts.weights, wbytes)],
+      files: [describeFile(input, read), describeFile(opts.weights, wread)],
       inputBytes: bytes.length + wbytes.length,
     };
   }
