@@ -141,7 +141,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     phase.succeed(`Validated: ${formatValidation(validation.report).split('\n')[0]}`);
   };
 
-  let files: ExportResult['files'] = [{ path: 'model.json', size: Buffer.byteLength(JSON.stringify(conversion.modelJson)) + 1 }, ...conversion.shards.map((s) => ({ path: s.name, size: s.data.length }))];
+  let files: ExportResult['files'] = [{ path: 'model.json', size: Buffer.byteLength(JSON.stringify(conversion.modelJson)) + 1 }, ...conversion.shards.map((s) => ({ path: s.name, size: s.size }))];
   const tw = performance.now();
   let writtenTo: string | null = null;
   if (!opts.dryRun && !opts.listTowers && outDir) {
@@ -177,7 +177,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     customLayers: conversion.customLayers,
     lambdas: conversion.lambdas,
     warnings: conversion.warnings,
-    weights: { count: conversion.weights.length, sourceCount: conversion.allWeights.length, bytes: conversion.encoded.bytes.length, ignored: conversion.ignored },
+    weights: { count: conversion.weights.length, sourceCount: conversion.allWeights.length, bytes: conversion.encoded.byteLength, ignored: conversion.ignored },
     files,
     totalBytes: files.reduce((a, f) => a + f.size, 0),
     ...(q
@@ -185,7 +185,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
           quantization: {
             dtype: q.dtype,
             bytesBefore: float32Bytes,
-            bytesAfter: conversion.encoded.bytes.length,
+            bytesAfter: conversion.encoded.byteLength,
             weightMaxAbsError: q.maxAbsError,
             weightRmsError: q.rmsError,
             clamped: q.clamped,

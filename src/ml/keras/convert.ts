@@ -18,6 +18,7 @@ import {
   encodeWeights,
   type ModelJson,
   type QuantizeDtype,
+  type Shard,
 } from './tfjs-format.js';
 import { extractTower, findTowers, inTower, type TowerInfo } from './towers.js';
 import { type MappedWeight, mapWeights } from './weights.js';
@@ -75,7 +76,8 @@ export interface KerasConversion {
   warnings: string[];
   modelJson: ModelJson;
   encoded: EncodedWeights;
-  shards: Array<{ name: string; data: Uint8Array }>;
+  /** Views of the weight pieces; written with no copy by export-folder.ts. */
+  shards: Shard[];
   timingsMs: { read: number; check: number; mapWeights: number; encode: number };
 }
 
@@ -199,7 +201,7 @@ export async function convertKeras(opts: ConvertKerasOptions): Promise<KerasConv
   emit({ kind: 'phase', phase: 'encode', detail: opts.quantize ? `quantize ${opts.quantize}` : undefined });
   const encoded = encodeWeights(weights, opts.quantize);
   const shardSize = opts.shardSizeBytes ?? DEFAULT_SHARD_SIZE_BYTES;
-  const shards = cutShards(encoded.bytes, shardSize);
+  const shards = cutShards(encoded.pieces, shardSize);
   const modelName = opts.tower ?? fullTree.name;
   const customLayers = customLayersIn(tree);
   const sourceFiles = source.files.map((f) => ({ path: f.path, bytes: f.bytes, sha256: f.sha256 }));
@@ -255,12 +257,12 @@ export async function resolvedSourceFiles(c: KerasConversion): Promise<Array<{ p
   return Promise.all(c.sourceFiles.map(async (f) => ({ path: f.path, bytes: f.bytes, sha256: await f.sha256 })));
 }
 
-/** model.json as written: the conversion's document with the source files' sha256 filled in. */
+/** model.json as written: the conversion's document with the source files' sha256 filled in (a shallow copy). */
 export async function finalModelJson(c: KerasConversion): Promise<ModelJson> {
   const files = await resolvedSourceFiles(c);
-  const meta = (c.modelJson.userDefinedMetadata?.amMl ?? {}) as { source?: { files?: Array<{ name?: string; sha256: string | null; bytes: number }> } };
-  const out = structuredClone({ ...c.modelJson, modelTopology: c.modelJson.modelTopology }) as ModelJson;
-  const outMeta = out.userDefinedMetadata?.amMl as typeof meta | undefined;
-  if (outMeta?.source?.files) outMeta.source.files = outMeta.source.files.map((f, i) => ({ ...f, sha256: files[i].sha256 }));
-  return out;
+  type AmMlMeta = { source?: { files?: Array<{ name?: string; sha256: string | null; bytes: number }> } };
+  const meta = c.modelJson.userDefinedMetadata?.amMl as AmMlMeta | undefined;
+  if (!meta?.source?.files) return c.modelJson;
+  const source = { ...meta.source, files: meta.source.files.map((f, i) => ({ ...f, sha256: files[i].sha256 })) };
+  return { ...c.modelJson, userDefinedMetadata: { ...c.modelJson.userDefinedMetadata, amMl: { ...meta, source } } };
 }

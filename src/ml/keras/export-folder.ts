@@ -5,14 +5,14 @@
  * an interruption leaves no partial output folder.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { throwIfAborted, UsageError } from '../../errors.js';
 import { MANIFEST_FILE, makeRunId, type ModelManifest } from '../artifacts.js';
 import { writeManifest } from '../artifacts-fs.js';
 import { type ExportEvent, finalModelJson, type KerasConversion, resolvedSourceFiles } from './convert.js';
-import { sha256Hex } from './source.js';
+import { sha256OfPieces, startHashJobs } from './parallel-sha256.js';
 
 export interface WriteExportOptions {
   outDir: string;
@@ -67,6 +67,18 @@ export function checkOutDir(outDir: string, force = false, guard: { cwd?: string
   }
 }
 
+/** Write a new file from pieces (views into the source bytes), completing partial writes. */
+function writePieces(file: string, pieces: readonly Uint8Array[]): void {
+  const fd = openSync(file, 'wx');
+  try {
+    for (const piece of pieces) {
+      for (let at = 0; at < piece.byteLength; ) at += writeSync(fd, piece, at, piece.byteLength - at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function writeExportFolder(conversion: KerasConversion, opts: WriteExportOptions): Promise<WriteExportResult> {
   const emit = opts.onProgress ?? (() => {});
   const outDir = path.resolve(opts.outDir);
@@ -78,21 +90,26 @@ export async function writeExportFolder(conversion: KerasConversion, opts: Write
   mkdirSync(tmp);
   try {
     emit({ kind: 'phase', phase: 'write', detail: outDir });
-    // Shards first: they do not depend on the source file's hash, which may still be computing on the pool.
-    // Each buffer is hashed from memory (thread pool) while it is written: the manifest lists the sha256 of the
-    // bytes written, without reading the files back.
-    const written: Array<{ path: string; size: number; sha256: Promise<string> }> = [];
-    const put = async (name: string, data: Uint8Array) => {
+    // The manifest lists the sha256 of the bytes written, hashed from memory rather than read back. The shard hash
+    // jobs start now: the worker takes them once it has hashed the source file, and this thread joins in when the
+    // shards are on disk (parallel-sha256.ts).
+    const hashing = startHashJobs(conversion.shards.map((s) => s.pieces));
+    for (const shard of conversion.shards) {
       throwIfAborted(opts.signal, `Nothing was written to ${outDir}.`);
-      written.push({ path: name, size: data.length, sha256: sha256Hex(data) });
-      await writeFile(path.join(tmp, name), data);
-      emit({ kind: 'file', path: name, bytes: data.length });
-    };
-    // Shards are written concurrently (the writes and the hashes share the thread pool).
-    await Promise.all(conversion.shards.map((shard) => put(shard.name, shard.data)));
-    const modelJson = await finalModelJson(conversion);
-    await put('model.json', new Uint8Array(Buffer.from(`${JSON.stringify(modelJson)}\n`)));
-    const files = (await Promise.all(written.map(async (f) => ({ path: f.path, size: f.size, sha256: await f.sha256 })))).sort((a, b) => (a.path < b.path ? -1 : 1));
+      writePieces(path.join(tmp, shard.name), shard.pieces);
+      emit({ kind: 'file', path: shard.name, bytes: shard.size });
+      // Synchronous writes of views (no copy); the pause between shards lets an interrupt be noticed.
+      await yieldToEventLoop();
+    }
+    const shardHashes = await hashing.finish();
+    const modelJsonBytes = new Uint8Array(Buffer.from(`${JSON.stringify(await finalModelJson(conversion))}\n`));
+    throwIfAborted(opts.signal, `Nothing was written to ${outDir}.`);
+    writePieces(path.join(tmp, 'model.json'), [modelJsonBytes]);
+    emit({ kind: 'file', path: 'model.json', bytes: modelJsonBytes.length });
+    const files = [
+      ...conversion.shards.map((shard, i) => ({ path: shard.name, size: shard.size, sha256: shardHashes[i] })),
+      { path: 'model.json', size: modelJsonBytes.length, sha256: sha256OfPieces([modelJsonBytes]) },
+    ].sort((a, b) => (a.path < b.path ? -1 : 1));
     const main = (await resolvedSourceFiles(conversion))[0];
     const now = (opts.now ?? (() => new Date()))();
     const manifest: ModelManifest = {

@@ -27,11 +27,26 @@ describe('weights and shards', () => {
   it('round-trips float32 exactly and cuts shards with no padding', () => {
     const enc = encodeWeights(weights);
     expect(enc.bytes.length).toBe(20);
-    const shards = cutShards(enc.bytes, 8);
-    expect(shards.map((s) => [s.name, s.data.length])).toEqual([['group1-shard1of3.bin', 8], ['group1-shard2of3.bin', 8], ['group1-shard3of3.bin', 4]]);
+    const shards = cutShards(enc.pieces, 8);
+    expect(shards.map((s) => [s.name, s.size])).toEqual([['group1-shard1of3.bin', 8], ['group1-shard2of3.bin', 8], ['group1-shard3of3.bin', 4]]);
     const decoded = decodeWeights(enc.entries, enc.bytes);
     expect(Array.from(decoded.get('a/kernel')!)).toEqual([1, -2, 3.5]);
     expect(decoded.get('b/bias')![1]).toBe(Math.fround(1e-3));
+  });
+
+  it('cuts shards from views of the source bytes, weights straddling shard ends', () => {
+    const source = new Uint8Array(new ArrayBuffer(64));
+    source.forEach((_, i) => (source[i] = i));
+    const ws = [12, 20, 0, 8].map((n, k) => ({ ...weight(`w${k}/kernel`, []), shape: [n / 4], bytes: source.subarray(k * 16, k * 16 + n) }));
+    const enc = encodeWeights(ws);
+    expect(enc.byteLength).toBe(40);
+    for (const p of enc.pieces) expect(p.buffer).toBe(source.buffer); // no copy
+    const shards = cutShards(enc.pieces, 16);
+    expect(shards.map((s) => s.size)).toEqual([16, 16, 8]);
+    const joined = shards.flatMap((s) => s.pieces.flatMap((p) => Array.from(p)));
+    expect(joined).toEqual(Array.from(enc.bytes));
+    expect(Array.from(enc.bytes)).toEqual([...ws[0].bytes, ...ws[1].bytes, ...ws[3].bytes]);
+    expect(cutShards([], 16)).toEqual([{ name: 'group1-shard1of1.bin', size: 0, pieces: [] }]);
   });
 
   it('quantizes to uint8 with 0 exact, and refuses duplicate names', () => {

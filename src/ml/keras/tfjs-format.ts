@@ -39,9 +39,42 @@ export interface QuantizationStats {
 
 export interface EncodedWeights {
   entries: WeightEntry[];
-  /** All weight bytes, concatenated in entry order, little-endian, no padding. */
-  bytes: Uint8Array;
+  /**
+   * The weight bytes in entry order, little-endian, no padding, as a list of pieces: float32 weights are views of
+   * the source file's bytes (written and hashed from there, never copied), quantized weights one new buffer.
+   */
+  pieces: Uint8Array[];
+  byteLength: number;
+  /** All pieces concatenated (copied on first use: validation and the quantization report read it whole). */
+  readonly bytes: Uint8Array;
   quantization?: QuantizationStats;
+}
+
+/** Concatenate pieces into one new (unshared) buffer. */
+export function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  const total = pieces.reduce((a, p) => a + p.byteLength, 0);
+  // Every byte is overwritten below, so skip zero-filling what may be hundreds of MB.
+  const out = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
+  let o = 0;
+  for (const p of pieces) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return out;
+}
+
+function encoded(entries: WeightEntry[], pieces: Uint8Array[], quantization?: QuantizationStats): EncodedWeights {
+  let bytes: Uint8Array | undefined;
+  return {
+    entries,
+    pieces,
+    byteLength: pieces.reduce((a, p) => a + p.byteLength, 0),
+    get bytes() {
+      bytes ??= concatPieces(pieces);
+      return bytes;
+    },
+    ...(quantization ? { quantization } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -112,10 +145,18 @@ export function encodeWeights(weights: readonly MappedWeight[], quantize?: Quant
     if (seen.has(w.name)) throw invalidModel(`Two weights would both be named ${w.name} in model.json.`, { code: 'KERAS_DUPLICATE_WEIGHT' });
     seen.add(w.name);
   }
-  const bytesPer = quantize === 'float16' ? 2 : quantize === 'uint8' ? 1 : 4;
+  if (!quantize) {
+    // No copy: the weight stream is the source file's own float32 bytes, in order.
+    const entries = weights.map((w): WeightEntry => ({ name: w.name, shape: [...w.shape], dtype: w.dtype }));
+    return encoded(
+      entries,
+      weights.map((w) => w.bytes).filter((b) => b.byteLength > 0),
+    );
+  }
+  const bytesPer = quantize === 'float16' ? 2 : 1;
   const total = weights.reduce((a, w) => a + (w.bytes.length / 4) * bytesPer, 0);
-  // Every byte is overwritten below, so skip zero-filling what may be hundreds of MB.
-  const bytes = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
+  // Shared memory, so that the worker can hash the shards in place (parallel-sha256.ts); every byte is written below.
+  const bytes = new Uint8Array(new SharedArrayBuffer(total));
   const dv = new DataView(bytes.buffer, 0, total);
   const entries: WeightEntry[] = [];
   let offset = 0;
@@ -125,14 +166,6 @@ export function encodeWeights(weights: readonly MappedWeight[], quantize?: Quant
   let clamped = 0;
   for (const w of weights) {
     const entry: WeightEntry = { name: w.name, shape: [...w.shape], dtype: w.dtype };
-    if (!quantize) {
-      // One copy, straight from the source file's bytes into the weight stream.
-      bytes.set(w.bytes, offset);
-      offset += w.bytes.length;
-      count += w.bytes.length / 4;
-      entries.push(entry);
-      continue;
-    }
     const d = w.data;
     if (quantize === 'float16') {
       entry.quantization = { dtype: 'float16' };
@@ -170,11 +203,7 @@ export function encodeWeights(weights: readonly MappedWeight[], quantize?: Quant
     count += d.length;
     entries.push(entry);
   }
-  return {
-    entries,
-    bytes,
-    quantization: quantize ? { dtype: quantize, maxAbsError: maxAbs, rmsError: count ? Math.sqrt(sumSq / count) : 0, clamped } : undefined,
-  };
+  return encoded(entries, total > 0 ? [bytes] : [], { dtype: quantize, maxAbsError: maxAbs, rmsError: count ? Math.sqrt(sumSq / count) : 0, clamped });
 }
 
 /** Decode weight bytes back into float32 arrays (dequantizing as the TF.js loader does). */
@@ -202,8 +231,31 @@ export function shardName(index: number, count: number): string {
   return `group1-shard${index + 1}of${count}.bin`;
 }
 
-/** Cut the weight bytes into shards of at most `shardSize` bytes (views, no copies). */
-export function cutShards(bytes: Uint8Array, shardSize: number): Array<{ name: string; data: Uint8Array }> {
-  const count = Math.max(1, Math.ceil(bytes.length / shardSize));
-  return Array.from({ length: count }, (_, i) => ({ name: shardName(i, count), data: bytes.subarray(i * shardSize, Math.min(bytes.length, (i + 1) * shardSize)) }));
+export interface Shard {
+  name: string;
+  size: number;
+  /** Views of the weight pieces that make up this shard, in order. */
+  pieces: Uint8Array[];
+}
+
+/**
+ * Cut the weight stream into shards of at most `shardSize` bytes, as TF.js does (a weight may straddle two shards).
+ * Views only, no copies. An empty stream still gets one (empty) shard, as model.json lists at least one path.
+ */
+export function cutShards(pieces: readonly Uint8Array[], shardSize: number): Shard[] {
+  const total = pieces.reduce((a, p) => a + p.byteLength, 0);
+  const count = Math.max(1, Math.ceil(total / shardSize));
+  const shards: Shard[] = Array.from({ length: count }, (_, i) => ({ name: shardName(i, count), size: 0, pieces: [] }));
+  let s = 0;
+  for (const piece of pieces) {
+    let at = 0;
+    while (at < piece.byteLength) {
+      if (shards[s].size === shardSize) s++;
+      const take = Math.min(shardSize - shards[s].size, piece.byteLength - at);
+      shards[s].pieces.push(piece.subarray(at, at + take));
+      shards[s].size += take;
+      at += take;
+    }
+  }
+  return shards;
 }
