@@ -124,6 +124,22 @@ describe('hostile zip archives', () => {
     await expectRefused(file('truncated.keras', bytes.subarray(0, bytes.length >> 1)), 2, /not a readable zip archive/);
   });
 
+  it('refuses a stored member whose local header offset points elsewhere', async () => {
+    const bytes = new Uint8Array(readFileSync(USER));
+    const dv = new DataView(bytes.buffer);
+    let patched = 0;
+    for (let i = 0; i + 46 < bytes.length; i++) {
+      if (dv.getUint32(i, true) !== 0x02014b50) continue;
+      const nameLen = dv.getUint16(i + 28, true);
+      if (strFromU8(bytes.subarray(i + 46, i + 46 + nameLen)) === 'model.weights.h5') {
+        dv.setUint32(i + 42, dv.getUint32(i + 42, true) + 7, true);
+        patched++;
+      }
+    }
+    expect(patched).toBe(1);
+    await expectRefused(file('offset.keras', bytes), 2, /local header of model\.weights\.h5 is out of place/);
+  });
+
   it('refuses a zip that is not a Keras archive, and an npz weights save', async () => {
     await expectRefused(file('other.keras', zipSync({ 'readme.txt': strToU8('hello') })), 2, /without config\.json/);
     const npz = rezip(USER, (f) => {

@@ -2,7 +2,9 @@
  * Reading `.keras` archives safely. The central directory is checked before anything is inflated: member names must
  * be plain relative paths (no `..`, no absolute or drive paths, no backslashes, no duplicates), and declared sizes
  * must be plausible (per-member and total caps, a compression-ratio cap against deflate bombs). fflate then inflates
- * only the members we need into buffers of the declared size, so a lying header cannot grow memory.
+ * only the members we need into buffers of the declared size, so a lying header cannot grow memory. Stored members
+ * (Keras writes `.keras` archives uncompressed) are not copied at all: they are views of the archive's bytes, found
+ * through the central directory, so a large model.weights.h5 costs no second copy and stays in shared memory.
  */
 import { unzipSync } from 'fflate';
 import { unreadableInput, invalidModel } from './errors.js';
@@ -42,6 +44,7 @@ export function readZip(bytes: Uint8Array, file: string, wanted: (name: string) 
   const entries: ZipEntryInfo[] = [];
   const problems: string[] = [];
   const seen = new Set<string>();
+  const stored = new Set<string>();
   let total = 0;
   let files: Record<string, Uint8Array>;
   try {
@@ -63,8 +66,9 @@ export function readZip(bytes: Uint8Array, file: string, wanted: (name: string) 
             problems.push(`member ${f.name} would expand ${Math.round(f.originalSize / Math.max(1, f.size))}× (${f.originalSize} bytes)`);
           }
         }
+        if (want && f.compression === 0) stored.add(f.name);
         // Inflate nothing until every header has been checked: a problem anywhere stops the whole read.
-        return want && problems.length === 0;
+        return want && problems.length === 0 && f.compression !== 0;
       },
     });
   } catch (err) {
@@ -78,6 +82,7 @@ export function readZip(bytes: Uint8Array, file: string, wanted: (name: string) 
   }
   if (total > Number.MAX_SAFE_INTEGER) throw invalidModel(`${file} declares an impossible total size.`, { code: 'KERAS_SIZE_LIMIT' });
   const out = new Map<string, Uint8Array>();
+  if (stored.size) for (const [name, data] of storedMembers(bytes, file, stored)) files[name] = data;
   for (const [name, data] of Object.entries(files)) {
     const info = entries.find((e) => e.name === name);
     if (info && data.length !== info.size) {
@@ -86,4 +91,49 @@ export function readZip(bytes: Uint8Array, file: string, wanted: (name: string) 
     out.set(name, data);
   }
   return { entries, files: out };
+}
+
+const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
+const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 2 ** 24;
+
+/**
+ * Views of the data of stored members, located through the central directory. Every offset is bounds-checked.
+ * No zip64: Python's zipfile (which writes `.keras` files) only uses it past 2 GiB, beyond MAX_INPUT_BYTES.
+ */
+function storedMembers(bytes: Uint8Array, file: string, names: ReadonlySet<string>): Map<string, Uint8Array> {
+  const damaged = (what: string) => unreadableInput(`${file} is not a readable zip archive: ${what}.`, 'The file is damaged or truncated; copy it again from its source.');
+  const n = bytes.length;
+  let eocd = -1;
+  for (let i = n - 22; i >= Math.max(0, n - 22 - 0xffff); i--) {
+    if (u32(bytes, i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) throw damaged('no end of central directory');
+  const entries = u16(bytes, eocd + 10);
+  const cdOffset = u32(bytes, eocd + 16);
+  const out = new Map<string, Uint8Array>();
+  let p = cdOffset;
+  for (let e = 0; e < entries; e++) {
+    if (p + 46 > n || u32(bytes, p) !== 0x02014b50) throw damaged(`central directory entry ${e} is out of place`);
+    const nameLen = u16(bytes, p + 28);
+    const extraLen = u16(bytes, p + 30);
+    const commentLen = u16(bytes, p + 32);
+    if (p + 46 + nameLen + extraLen > n) throw damaged(`central directory entry ${e} runs past the end`);
+    const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    if (names.has(name)) {
+      const compressed = u32(bytes, p + 20);
+      const size = u32(bytes, p + 24);
+      const local = u32(bytes, p + 42);
+      if (compressed !== size) throw damaged(`stored member ${name} declares ${size} bytes but occupies ${compressed}`);
+      if (local + 30 > n || u32(bytes, local) !== 0x04034b50) throw damaged(`the local header of ${name} is out of place`);
+      const start = local + 30 + u16(bytes, local + 26) + u16(bytes, local + 28);
+      if (start + size > n) throw damaged(`member ${name} runs past the end of the archive`);
+      out.set(name, bytes.subarray(start, start + size));
+    }
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  for (const name of names) if (!out.has(name)) throw damaged(`member ${name} is missing from the central directory`);
+  return out;
 }
