@@ -4,10 +4,12 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { unzipSync, zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmMlError, UsageError, ValidationFailedError } from '../errors.js';
 import { MANIFEST_FILE } from '../ml/artifacts.js';
 import { readManifest, sha256File, verifyModelFolder } from '../ml/artifacts-fs.js';
+import { PARALLEL_HASH_MIN_BYTES } from '../ml/keras/parallel-sha256.js';
 import { decodeWeights } from '../ml/keras/tfjs-format.js';
 import { recordingReporter } from '../testing/recording-reporter.js';
 import { FIXTURES_DIR, type TmpDir, tmpDir } from '../testing/tmp-dir.js';
@@ -75,6 +77,23 @@ describe('am-ml export', () => {
     const decoded = decodeWeights(modelJson.weightsManifest[0].weights, new Uint8Array(bytes));
     expect([...decoded.keys()]).toContain('user_projection/kernel');
     expect(reporter.events.some((e) => e.kind === 'phase' && /Writing the model folder/.test(e.text))).toBe(true);
+  });
+
+  it('exports a large archive (shared memory, hashed on the worker) to the same bytes as the small one, with true sha256s', async () => {
+    // The same model padded past PARALLEL_HASH_MIN_BYTES with an asset: read into shared memory, model.weights.h5
+    // a view of the archive, the source and the shards hashed on the worker thread and this one.
+    const files = unzipSync(new Uint8Array(readFileSync(`${G}/full_model_768.keras`)));
+    files['assets/padding.bin'] = new Uint8Array(PARALLEL_HASH_MIN_BYTES + 12345).map((_, i) => (i * 31) & 0xff);
+    const big = tmp.join('padded_full_model.keras');
+    writeFileSync(big, zipSync(files, { level: 0 }));
+    const small = await exportModel({ input: `${G}/full_model_768.keras`, tower: 'user_tower', out: tmp.join('tower-small'), shardSizeBytes: 65536, cwd: tmp.path });
+    const large = await exportModel({ input: big, tower: 'user_tower', out: tmp.join('tower-large'), shardSizeBytes: 65536, cwd: tmp.path });
+    expect(large.source.files[0].sha256).toBe(await sha256File(big));
+    const manifest = readManifest(tmp.join('tower-large'));
+    expect(await verifyModelFolder(tmp.join('tower-large'), manifest)).toEqual([]);
+    const shards = small.files.filter((f) => f.path.endsWith('.bin'));
+    expect(shards.length).toBeGreaterThan(2);
+    for (const f of shards) expect(readFileSync(path.join(tmp.join('tower-large'), f.path)).equals(readFileSync(path.join(tmp.join('tower-small'), f.path)))).toBe(true);
   });
 
   it('says which towers a two-tower model has, lists them, and extracts one', async () => {
