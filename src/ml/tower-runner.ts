@@ -26,8 +26,8 @@ export interface BackwardInput {
 }
 
 /**
- * dL/dZ of a tower from the softmax gradients: users gU = G·V⁺ + gHard ⊙ V[hardRow]; items gV⁺ = Gᵀ·U, computed
- * as (Uᵀ·G)ᵀ so the b×b matrix is never transposed, and gV[hardRow[r]] += gHard[r] · U[r]. `rows` is the tower's
+ * dL/dZ of a tower from the softmax gradients: users gU = G·V⁺ + gHard ⊙ V[hardRow]; items gV⁺ = Gᵀ·U (with G
+ * transposed explicitly, see below), and gV[hardRow[r]] += gHard[r] · U[r]. `rows` is the tower's
  * row count (b for users, b + negatives for items).
  */
 /** Reusable buffers for `towerGradient` (grown on demand). */
@@ -59,8 +59,9 @@ export function towerGradient(
       for (let c = 0; c < d; c++) gz[r * d + c] += g * other[h * d + c];
     }
   } else {
-    const gvT = mm.mm(transpose(other.subarray(0, b * d), b, d, scratch.take(1, b * d)), coef, d, b, b, scratch.take(2, b * d));
-    transpose(gvT, d, b, gz.subarray(0, b * d));
+    // Gᵀ·U with Gᵀ as the left operand: XNNPACK runs this shape at ~22 GFLOP/s against ~15 for (Uᵀ·G)ᵀ, which more
+    // than pays for transposing the b×b matrix (18.6 → 15.7 ms at b = 1024, on the item tower's critical path).
+    mm.mm(transpose(coef.subarray(0, b * b), b, b, scratch.take(1, b * b)), other.subarray(0, b * d), b, b, d, gz.subarray(0, b * d));
     for (let r = 0; r < b; r++) {
       const h = hardRow[r];
       if (h < 0) continue;
