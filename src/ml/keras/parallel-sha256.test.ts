@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TmpDir, tmpDir } from '../../testing/tmp-dir.js';
-import { PARALLEL_HASH_MIN_BYTES, readFileHashed, startHashJobs } from './parallel-sha256.js';
+import { PARALLEL_HASH_MIN_BYTES, readFileHashed, startHashJobs, stopHashWorker } from './parallel-sha256.js';
 
 const sha = (...parts: Uint8Array[]) => {
   const h = createHash('sha256');
@@ -78,6 +78,22 @@ describe('startHashJobs', () => {
     jobs.push([]);
     const hashes = await startHashJobs(jobs).finish();
     expect(hashes).toEqual(jobs.map((pieces) => sha(...pieces)));
+  });
+
+  it('falls back to this thread when the worker dies with jobs in hand, and starts a new worker afterwards', async () => {
+    const whole = new Uint8Array(new SharedArrayBuffer(PARALLEL_HASH_MIN_BYTES * 2));
+    whole.set(pattern(whole.length, 9));
+    const jobs = Array.from({ length: 16 }, (_, j) => [whole.subarray(j * 1_000_000, (j + 1) * 1_000_000)]);
+    const run = startHashJobs(jobs);
+    await stopHashWorker(); // killed while it owns the job list
+    expect(await run.finish()).toEqual(jobs.map((p) => sha(...p)));
+    const file = tmp.join('after.bin');
+    const data = pattern(PARALLEL_HASH_MIN_BYTES + 5, 10);
+    writeFileSync(file, data);
+    const r = readFileHashed(file, data.length);
+    expect(r.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(await r.sha256).toBe(sha(data));
+    expect(await startHashJobs(jobs).finish()).toEqual(jobs.map((p) => sha(...p)));
   });
 
   it('hashes small job lists on this thread', async () => {

@@ -76,6 +76,10 @@ class HashWorker {
     this.worker.on('exit', (code) => fail(new Error(`sha256 worker exited (code ${code})`)));
   }
 
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+
   request(req: DistributiveOmit<HashRequest, 'id'>): Promise<HashDone> {
     if (this.broken) return Promise.reject(new Error('sha256 worker is not running'));
     const id = this.nextId++;
@@ -98,6 +102,16 @@ function hashWorker(): HashWorker | undefined {
     shared = script ? new HashWorker(script) : null;
   }
   return shared ?? undefined;
+}
+
+/**
+ * Stop the shared worker (pending hashes fall back to this thread); the next large hash starts a new one. For tests
+ * and for embedders that want no thread left behind; the CLI does not need it (the worker is unref'd when idle).
+ */
+export async function stopHashWorker(): Promise<void> {
+  const w = shared;
+  shared = undefined;
+  if (w) await w.terminate();
 }
 
 /**
