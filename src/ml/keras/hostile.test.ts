@@ -74,6 +74,25 @@ function patchAll(bytes: Uint8Array, find: Uint8Array, replace: Uint8Array): num
   return count;
 }
 
+/**
+ * A copy of a .keras file with the central directory entry of `member` edited by `patch` (given the entry's offset;
+ * entries start with the signature 0x02014b50, the name length is at +28 and the name at +46).
+ */
+function patchCentralEntry(archive: string, member: string, patch: (dv: DataView, at: number) => void): Uint8Array {
+  const bytes = new Uint8Array(readFileSync(archive));
+  const dv = new DataView(bytes.buffer);
+  let patched = 0;
+  for (let i = 0; i + 46 < bytes.length; i++) {
+    if (dv.getUint32(i, true) !== 0x02014b50) continue;
+    const nameLen = dv.getUint16(i + 28, true);
+    if (strFromU8(bytes.subarray(i + 46, i + 46 + nameLen)) !== member) continue;
+    patch(dv, i);
+    patched++;
+  }
+  expect(patched, `central directory entries of ${member}`).toBe(1);
+  return bytes;
+}
+
 const le64 = (v: number) => {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
@@ -96,19 +115,7 @@ describe('hostile zip archives', () => {
   });
 
   it('refuses absurd declared sizes before inflating anything', async () => {
-    const bytes = new Uint8Array(readFileSync(USER));
-    const dv = new DataView(bytes.buffer);
-    // Central directory entries: signature 0x02014b50; uncompressed size at +24.
-    let patched = 0;
-    for (let i = 0; i + 46 < bytes.length; i++) {
-      if (dv.getUint32(i, true) !== 0x02014b50) continue;
-      const nameLen = dv.getUint16(i + 28, true);
-      if (strFromU8(bytes.subarray(i + 46, i + 46 + nameLen)) === 'model.weights.h5') {
-        dv.setUint32(i + 24, 0xfffffff0, true);
-        patched++;
-      }
-    }
-    expect(patched).toBe(1);
+    const bytes = patchCentralEntry(USER, 'model.weights.h5', (dv, at) => dv.setUint32(at + 24, 0xfffffff0, true)); // uncompressed size
     await expectRefused(file('absurd.keras', bytes), 4, /declares 4294967280 bytes/);
   });
 
@@ -125,18 +132,7 @@ describe('hostile zip archives', () => {
   });
 
   it('refuses a stored member whose local header offset points elsewhere', async () => {
-    const bytes = new Uint8Array(readFileSync(USER));
-    const dv = new DataView(bytes.buffer);
-    let patched = 0;
-    for (let i = 0; i + 46 < bytes.length; i++) {
-      if (dv.getUint32(i, true) !== 0x02014b50) continue;
-      const nameLen = dv.getUint16(i + 28, true);
-      if (strFromU8(bytes.subarray(i + 46, i + 46 + nameLen)) === 'model.weights.h5') {
-        dv.setUint32(i + 42, dv.getUint32(i + 42, true) + 7, true);
-        patched++;
-      }
-    }
-    expect(patched).toBe(1);
+    const bytes = patchCentralEntry(USER, 'model.weights.h5', (dv, at) => dv.setUint32(at + 42, dv.getUint32(at + 42, true) + 7, true)); // local header offset
     await expectRefused(file('offset.keras', bytes), 2, /local header of model\.weights\.h5 is out of place/);
   });
 
