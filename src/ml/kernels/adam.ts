@@ -19,13 +19,12 @@ export function adamStepSize(cfg: AdamConfig, step: number): number {
   return (cfg.learningRate * Math.sqrt(1 - cfg.beta2 ** step)) / (1 - cfg.beta1 ** step);
 }
 
-/** Update every element of `p` from gradient `g`. */
-export function adamDense(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, cfg: AdamConfig, step: number): void {
-  const lr = adamStepSize(cfg, step);
+/** The Adam update of elements [start, end) with step size `lr` (the loop both the dense and the lazy form run). */
+function adamRange(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, start: number, end: number, lr: number, cfg: AdamConfig): void {
   const { beta1, beta2, epsilon } = cfg;
   const b1 = 1 - beta1;
   const b2 = 1 - beta2;
-  for (let i = 0; i < p.length; i++) {
+  for (let i = start; i < end; i++) {
     const gi = g[i];
     const mi = beta1 * m[i] + b1 * gi;
     const vi = beta2 * v[i] + b2 * gi * gi;
@@ -33,6 +32,11 @@ export function adamDense(p: Float32Array, g: Float32Array, m: Float32Array, v: 
     v[i] = vi;
     p[i] -= (lr * mi) / (Math.sqrt(vi) + epsilon);
   }
+}
+
+/** Update every element of `p` from gradient `g`. */
+export function adamDense(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, cfg: AdamConfig, step: number): void {
+  adamRange(p, g, m, v, 0, p.length, adamStepSize(cfg, step), cfg);
 }
 
 /** Update only `rows` (each `dim` wide) of a table from the matching rows of `g`. */
@@ -47,18 +51,5 @@ export function adamRows(
   step: number,
 ): void {
   const lr = adamStepSize(cfg, step);
-  const { beta1, beta2, epsilon } = cfg;
-  const b1 = 1 - beta1;
-  const b2 = 1 - beta2;
-  for (let r = 0; r < rows.length; r++) {
-    const o = rows[r] * dim;
-    for (let i = o; i < o + dim; i++) {
-      const gi = g[i];
-      const mi = beta1 * m[i] + b1 * gi;
-      const vi = beta2 * v[i] + b2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      table[i] -= (lr * mi) / (Math.sqrt(vi) + epsilon);
-    }
-  }
+  for (let r = 0; r < rows.length; r++) adamRange(table, g, m, v, rows[r] * dim, rows[r] * dim + dim, lr, cfg);
 }
