@@ -33,6 +33,14 @@ export function topK(scores: Float32Array, n: number, k: number): Int32Array {
   const hi = new Int32Array(kk);
   let size = 0;
   const weaker = (s1: number, i1: number, s2: number, i2: number) => s1 < s2 || (s1 === s2 && i1 > i2);
+  const swap = (a: number, b: number) => {
+    const ts = hs[a];
+    const ti = hi[a];
+    hs[a] = hs[b];
+    hi[a] = hi[b];
+    hs[b] = ts;
+    hi[b] = ti;
+  };
   const siftDown = (pos: number) => {
     for (;;) {
       const l = 2 * pos + 1;
@@ -41,12 +49,7 @@ export function topK(scores: Float32Array, n: number, k: number): Int32Array {
       if (l < size && weaker(hs[l], hi[l], hs[m], hi[m])) m = l;
       if (r < size && weaker(hs[r], hi[r], hs[m], hi[m])) m = r;
       if (m === pos) return;
-      const ts = hs[pos];
-      const ti = hi[pos];
-      hs[pos] = hs[m];
-      hi[pos] = hi[m];
-      hs[m] = ts;
-      hi[m] = ti;
+      swap(pos, m);
       pos = m;
     }
   };
@@ -60,12 +63,7 @@ export function topK(scores: Float32Array, n: number, k: number): Int32Array {
       while (pos > 0) {
         const parent = (pos - 1) >> 1;
         if (!weaker(hs[pos], hi[pos], hs[parent], hi[parent])) break;
-        const ts = hs[pos];
-        const ti = hi[pos];
-        hs[pos] = hs[parent];
-        hi[pos] = hi[parent];
-        hs[parent] = ts;
-        hi[parent] = ti;
+        swap(pos, parent);
         pos = parent;
       }
     } else if (weaker(hs[0], hi[0], s, i)) {
