@@ -40,6 +40,19 @@ export function evalInput(p: Prepared, heldOutRows: Split['train'], history: His
   return { set, history, itemLikes };
 }
 
+/** Rows of catalog items [s, s + c) into `buf`. */
+function writeItemChunk(buf: TowerBuffers, p: Prepared, s: number, c: number): void {
+  for (let r = 0; r < c; r++) writeItemRow(buf, r, p.encoded[s + r]);
+}
+
+/** Rows of the evaluation users [s, s + c) into `buf`, from their training history. */
+function writeUserChunk(writer: UserRowWriter, buf: TowerBuffers, p: Prepared, input: EvalInput, s: number, c: number): void {
+  for (let r = 0; r < c; r++) {
+    const u = input.set.users[s + r];
+    writer.write(buf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
+  }
+}
+
 /** Embed every catalog item and the evaluation users with the runners (both towers at once). */
 export async function embedForEval(p: Prepared, runners: { user: TowerRunner; item: TowerRunner }, input: EvalInput, chunk: number) {
   const d = runners.user.arch.outputDim;
@@ -49,22 +62,19 @@ export async function embedForEval(p: Prepared, runners: { user: TowerRunner; it
     const buf = new TowerBuffers(p.spec, 'item', chunk);
     for (let s = 0; s < n; s += chunk) {
       const c = Math.min(chunk, n - s);
-      for (let r = 0; r < c; r++) writeItemRow(buf, r, p.encoded[s + r]);
+      writeItemChunk(buf, p, s, c);
       out.set(await runners.item.embed(buf, c), s * d);
     }
     return out;
   })();
   const usersDone = (async () => {
-    const users = input.set.users;
-    const out = new Float32Array(users.length * d);
+    const nUsers = input.set.users.length;
+    const out = new Float32Array(nUsers * d);
     const buf = new TowerBuffers(p.spec, 'user', chunk);
     const writer = new UserRowWriter(p.spec);
-    for (let s = 0; s < users.length; s += chunk) {
-      const c = Math.min(chunk, users.length - s);
-      for (let r = 0; r < c; r++) {
-        const u = users[s + r];
-        writer.write(buf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
-      }
+    for (let s = 0; s < nUsers; s += chunk) {
+      const c = Math.min(chunk, nUsers - s);
+      writeUserChunk(writer, buf, p, input, s, c);
       out.set(await runners.user.embed(buf, c), s * d);
     }
     return out;
@@ -80,19 +90,16 @@ export function embedWithModels(p: Prepared, models: { user: tf.LayersModel; ite
   const ibuf = new TowerBuffers(p.spec, 'item', chunk);
   for (let s = 0; s < n; s += chunk) {
     const c = Math.min(chunk, n - s);
-    for (let r = 0; r < c; r++) writeItemRow(ibuf, r, p.encoded[s + r]);
+    writeItemChunk(ibuf, p, s, c);
     itemEmb.set(predictTower(models.item, ibuf.toInputs(c).arrays), s * dim);
   }
-  const users = input.set.users;
-  const userEmb = new Float32Array(users.length * dim);
+  const nUsers = input.set.users.length;
+  const userEmb = new Float32Array(nUsers * dim);
   const ubuf = new TowerBuffers(p.spec, 'user', chunk);
   const writer = new UserRowWriter(p.spec);
-  for (let s = 0; s < users.length; s += chunk) {
-    const c = Math.min(chunk, users.length - s);
-    for (let r = 0; r < c; r++) {
-      const u = users[s + r];
-      writer.write(ubuf, r, packedLikes(p, input.history, u), packedNopes(p, input.history, u));
-    }
+  for (let s = 0; s < nUsers; s += chunk) {
+    const c = Math.min(chunk, nUsers - s);
+    writeUserChunk(writer, ubuf, p, input, s, c);
     userEmb.set(predictTower(models.user, ubuf.toInputs(c).arrays), s * dim);
   }
   return { itemEmb, userEmb };
