@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { importsOf, withoutComments } from './testing/imports.js';
 
 const SRC = path.resolve(import.meta.dirname);
 
@@ -18,21 +19,6 @@ function sourceFiles(dir: string): string[] {
     else if (name.endsWith('.ts') && !name.endsWith('.test.ts')) out.push(full);
   }
   return out;
-}
-
-interface ImportRef {
-  spec: string;
-  typeOnly: boolean;
-}
-
-/** Static and dynamic import specifiers, marking `import type` / `export type`. */
-function importsOf(code: string): ImportRef[] {
-  const refs: ImportRef[] = [];
-  const stat = /^\s*(import|export)\s+(type\s+)?[^'"]*?from\s+['"]([^'"]+)['"]/gm;
-  for (const m of code.matchAll(stat)) refs.push({ spec: m[3], typeOnly: Boolean(m[2]) });
-  for (const m of code.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)) refs.push({ spec: m[1], typeOnly: false });
-  for (const m of code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) refs.push({ spec: m[1], typeOnly: false });
-  return refs;
 }
 
 /** The src/ area a relative import lands in (`ml`, `db`, `errors`, `commands`, ...), or the package name. */
@@ -114,7 +100,7 @@ describe('architecture (STYLE.md §2)', () => {
     const violations: string[] = [];
     for (const area of CORE_AREAS) {
       for (const file of sourceFiles(path.join(SRC, area))) {
-        const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+        const code = withoutComments(readFileSync(file, 'utf8'));
         for (const bad of ['process.env', 'process.stdout', 'process.stderr', 'process.exit', 'console.']) {
           if (code.includes(bad)) violations.push(`${path.relative(SRC, file)} uses ${bad}`);
         }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { walkRuntimeImports, withoutComments } from '../testing/imports.js';
 
 const SRC = path.resolve(import.meta.dirname, '..');
 const ALLOWED_PACKAGES = ['zod', '@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'];
@@ -13,37 +14,18 @@ const ALLOWED_AREAS = ['edge', 'ml', 'registry', 'errors.ts'];
 const ALLOWED_REGISTRY = ['registry/pointer.ts', 'registry/paths.ts'];
 const NODE_ONLY = /\bprocess\.|\bBuffer\b|__dirname|__filename|\brequire\(|import\.meta\.(url|dirname|filename)/;
 
-/** Value imports (type-only imports vanish from the JavaScript Deno runs) and dynamic imports of a file. */
-function importsOf(rel: string): string[] {
-  const code = readFileSync(path.join(SRC, rel), 'utf8');
-  return [
-    ...[...code.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]),
-    ...[...code.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]),
-    ...[...code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]),
-  ];
-}
-
 describe('am-ml/edge', () => {
   it('imports no Node APIs, no Node globals and no packages besides zod and TF.js, transitively', () => {
-    const seen = new Set<string>();
     const problems: string[] = [];
-    const visit = (rel: string, via: string) => {
-      if (seen.has(rel)) return;
-      seen.add(rel);
-      const code = readFileSync(path.join(SRC, rel), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
-      if (NODE_ONLY.test(code)) problems.push(`${rel} (via ${via}) uses ${NODE_ONLY.exec(code)![0]}`);
-      for (const spec of importsOf(rel)) {
-        if (!spec.startsWith('.')) {
-          if (!ALLOWED_PACKAGES.includes(spec)) problems.push(`${rel} (via ${via}) imports ${spec}`);
-          continue;
-        }
-        const target = path.relative(SRC, path.resolve(path.dirname(path.join(SRC, rel)), spec)).replace(/\.js$/, '.ts');
+    const seen = walkRuntimeImports(SRC, ['edge/index.ts'], ({ rel, via, code, packages, local }) => {
+      const bare = withoutComments(code);
+      if (NODE_ONLY.test(bare)) problems.push(`${rel} (via ${via}) uses ${NODE_ONLY.exec(bare)![0]}`);
+      for (const p of packages) if (!ALLOWED_PACKAGES.includes(p)) problems.push(`${rel} (via ${via}) imports ${p}`);
+      for (const target of local) {
         if (!ALLOWED_AREAS.includes(target.split('/')[0])) problems.push(`${rel} imports ${target}`);
         if (target.startsWith('registry/') && !ALLOWED_REGISTRY.includes(target)) problems.push(`${rel} imports ${target} (only the pointer format)`);
-        visit(target, rel);
       }
-    };
-    visit('edge/index.ts', 'edge/index.ts');
+    });
     expect(problems).toEqual([]);
     // the walk covered the loader, the feature code, the layers and the pointer format
     expect([...seen]).toEqual(expect.arrayContaining(['ml/load-model.ts', 'ml/features/rows.ts', 'ml/layers.ts', 'ml/runtime/index.ts', 'registry/pointer.ts', 'edge/store.ts']));
