@@ -182,8 +182,11 @@ describe('am-ml export', () => {
     // --force replaces model folders only: this one holds someone's file, not a model.
     expect((await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: busy, force: true, cwd: tmp.path }))).message).toMatch(/not a model folder/);
     writeFileSync(path.join(busy, 'model.json'), '{}');
-    await exportModel({ input: `${G}/nested_sequential.keras`, out: busy, force: true, cwd: tmp.path });
+    const real = await exportModel({ input: `${G}/nested_sequential.keras`, out: busy, force: true, cwd: tmp.path });
     expect(readdirSync(busy).sort()).toEqual(['group1-shard1of1.bin', 'manifest.json', 'model.json']);
+    // --dry-run announces the files and sizes a real export writes.
+    const sizes = (r: typeof real) => r.files.map((f) => [f.path, f.size]).sort();
+    expect(sizes(dry)).toEqual(sizes(real));
     expect((await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: '.', force: true, cwd: tmp.path }))).message).toMatch(/working directory/);
     expect((await rejects(exportModel({ input: `${G}/nested_sequential.keras`, out: G, force: true, cwd: tmp.path }))).message).toMatch(/holds the input/);
     expect(readdirSync(tmp.path).filter((f) => f.startsWith('.busy'))).toEqual([]);

@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { UsageError, ValidationFailedError } from '../errors.js';
-import { convertKeras, type ExportEvent, resolvedSourceFiles, type TensorInfo } from '../ml/keras/convert.js';
+import { convertKeras, type ExportEvent, finalModelJson, resolvedSourceFiles, type TensorInfo } from '../ml/keras/convert.js';
 import { checkOutDir, writeExportFolder } from '../ml/keras/export-folder.js';
 import { readGoldenFile } from '../ml/keras/golden.js';
 import { type OutputAccuracy, quantizationAccuracy } from '../ml/keras/quantize-accuracy.js';
@@ -141,7 +141,7 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     phase.succeed(`Validated: ${formatValidation(validation.report).split('\n')[0]}`);
   };
 
-  let files: ExportResult['files'] = [{ path: 'model.json', size: Buffer.byteLength(JSON.stringify(conversion.modelJson)) + 1 }, ...conversion.shards.map((s) => ({ path: s.name, size: s.size }))];
+  let files: ExportResult['files'];
   const tw = performance.now();
   let writtenTo: string | null = null;
   if (!opts.dryRun && !opts.listTowers && outDir) {
@@ -159,12 +159,16 @@ export async function exportModel(opts: ExportOptions): Promise<ExportResult> {
     });
     files = written.files;
     writtenTo = written.outDir;
-  } else if (opts.validate && !opts.listTowers) {
-    await validateFolder(null);
+  } else {
+    // What would be written (model.json exactly as written, with the source sha256 filled in).
+    const modelJsonBytes = Buffer.byteLength(JSON.stringify(await finalModelJson(conversion))) + 1;
+    files = [{ path: 'model.json', size: modelJsonBytes }, ...conversion.shards.map((s) => ({ path: s.name, size: s.size }))];
+    if (opts.validate && !opts.listTowers) await validateFolder(null);
   }
   const writeMs = performance.now() - tw - (validateMs ?? 0);
   const q = conversion.encoded.quantization;
-  const float32Bytes = conversion.weights.reduce((a, w) => a + w.data.length * 4, 0);
+  // From the byte views: `w.data` would build a float32 view of every weight (a copy when unaligned) for a length.
+  const float32Bytes = conversion.weights.reduce((a, w) => a + w.bytes.byteLength, 0);
   return {
     outDir: writtenTo,
     dryRun: Boolean(opts.dryRun),
