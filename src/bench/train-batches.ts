@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchBuilder } from '../ml/batches.js';
+import { concatBytes } from '../ml/bytes.js';
 import { DEFAULT_FEATURE_CONFIG } from '../ml/features/index.js';
 import { towerArch } from '../ml/model.js';
 import { type Prepared, prepare } from '../ml/prepare.js';
@@ -61,14 +62,7 @@ export function buildBenchBatch(w: BenchWorkload, builder: BatchBuilder, k: numb
 }
 
 function writeRaw(file: string, parts: (Float32Array | Int32Array)[]): void {
-  const total = parts.reduce((s, p) => s + p.byteLength, 0);
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), o);
-    o += p.byteLength;
-  }
-  writeFileSync(file, out);
+  writeFileSync(file, concatBytes(parts));
 }
 
 /** Write `batches` batches, the initial weights and meta.json for the Keras reference. */

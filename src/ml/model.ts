@@ -7,6 +7,7 @@
  *   inputs (towerInputSpecs order) → `<bag>_bag` (AmMlWeightedBag) per bag → `concat` (with `numeric`)
  *   → `dense_1` … `dense_h` (ReLU) → `dense_out` (linear, `dim`) → `l2_normalize` (AmMlL2Normalize)
  */
+import { concatBytes } from './bytes.js';
 import { type FeatureSpec, type TowerInputSpec, type TowerName, towerBags, towerInputSpecs } from './features/index.js';
 import { AmMlL2Normalize, L2_MAX_INVERSE_NORM, WeightedBag } from './layers.js';
 import { tf } from './tf.js';
@@ -98,15 +99,7 @@ export async function towerModelFiles(model: tf.LayersModel): Promise<Map<string
 }
 
 function concatWeightData(data: ArrayBuffer | ArrayBuffer[]): Uint8Array {
-  if (!Array.isArray(data)) return new Uint8Array(data);
-  const total = data.reduce((s, b) => s + b.byteLength, 0);
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const b of data) {
-    out.set(new Uint8Array(b), o);
-    o += b.byteLength;
-  }
-  return out;
+  return Array.isArray(data) ? concatBytes(data.map((b) => new Uint8Array(b))) : new Uint8Array(data);
 }
 
 /** The parts of a parsed `model.json` that loading needs. */
@@ -127,12 +120,7 @@ export async function loadTowerFromBytes(modelJson: TowerModelJson, shards: read
   if (total !== expected) {
     throw new Error(`weight shards hold ${total} bytes but model.json describes ${expected}`);
   }
-  const weightData = new Uint8Array(total);
-  let o = 0;
-  for (const s of shards) {
-    weightData.set(s, o);
-    o += s.byteLength;
-  }
+  const weightData = concatBytes(shards);
   return tf.loadLayersModel(
     tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: specs, weightData: weightData.buffer }),
     { strict: true },

@@ -4,6 +4,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { concatBytes } from '../bytes.js';
 import { invalidModel, unreadableInput } from './errors.js';
 import type { ModelJson } from './tfjs-format.js';
 
@@ -54,12 +55,6 @@ export function readTfjsFolder(dir: string): TfjsFolder {
       chunks.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
     }
   }
-  const weightData = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    weightData.set(c, o);
-    o += c.length;
-  }
-  return { dir, modelJson: json, weightData };
+  return { dir, modelJson: json, weightData: concatBytes(chunks) };
 }
 

@@ -3,6 +3,7 @@
  * Pure functions over memory; writing to disk is `export-folder.ts`. Also the inverse (`decodeWeights`), used to
  * check the written shards byte for byte and by the validator.
  */
+import { concatBytes } from '../bytes.js';
 import { invalidModel } from './errors.js';
 import type { MappedWeight } from './weights.js';
 
@@ -50,19 +51,6 @@ export interface EncodedWeights {
   quantization?: QuantizationStats;
 }
 
-/** Concatenate pieces into one new (unshared) buffer. */
-export function concatPieces(pieces: readonly Uint8Array[]): Uint8Array {
-  const total = pieces.reduce((a, p) => a + p.byteLength, 0);
-  // Every byte is overwritten below, so skip zero-filling what may be hundreds of MB.
-  const out = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
-  let o = 0;
-  for (const p of pieces) {
-    out.set(p, o);
-    o += p.byteLength;
-  }
-  return out;
-}
-
 function encoded(entries: WeightEntry[], pieces: Uint8Array[], quantization?: QuantizationStats): EncodedWeights {
   let bytes: Uint8Array | undefined;
   return {
@@ -70,7 +58,7 @@ function encoded(entries: WeightEntry[], pieces: Uint8Array[], quantization?: Qu
     pieces,
     byteLength: pieces.reduce((a, p) => a + p.byteLength, 0),
     get bytes() {
-      bytes ??= concatPieces(pieces);
+      bytes ??= concatBytes(pieces);
       return bytes;
     },
     ...(quantization ? { quantization } : {}),
