@@ -12,11 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPglite } from '../db/pglite.js';
 import { openDb } from '../db/open.js';
 import { readCatalogPage } from '../db/training-data.js';
-import { loadTwoTowerFromDir } from '../ml/load-model-fs.js';
 import type { LoadedTwoTower } from '../ml/load-model.js';
 import { localEmbedder } from '../ml/embedder.js';
 import { initTf } from '../ml/tf.js';
-import { publishTo, type SeededDb, seededAppDb, TINY_DIM, trainTiny } from '../testing/embed-fixture.js';
+import { publishedTinyModel, publishTo, type SeededDb, TINY_DIM } from '../testing/embed-fixture.js';
 import { recordingReporter } from '../testing/recording-reporter.js';
 import { REPO_ROOT, type TmpDir, tmpDir } from '../testing/tmp-dir.js';
 import { embed } from './embed.js';
@@ -32,10 +31,7 @@ const store = () => `file://${dir.join('store')}`;
 beforeAll(async () => {
   dir = tmpDir();
   await initTf('auto');
-  seeded = await seededAppDb({ cwd: dir.path, name: 'db', items: 1500, users: 400 });
-  runDir = await trainTiny(dir.path, seeded.url, 'run1');
-  await publishTo(dir.path, runDir, 'v1');
-  model = await loadTwoTowerFromDir(runDir);
+  ({ seeded, runDir, model } = await publishedTinyModel({ cwd: dir.path, name: 'db', items: 1500, users: 400 }));
 }, 240_000);
 
 afterAll(() => {

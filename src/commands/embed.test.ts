@@ -12,10 +12,9 @@ import { readCatalogPage, readUserHistories } from '../db/training-data.js';
 import type { Db } from '../db/types.js';
 import { roundToFloat16 } from '../db/binary-copy.js';
 import { writeDatasetFolder } from '../ml/data/dataset.js';
-import { loadTwoTowerFromDir } from '../ml/load-model-fs.js';
 import type { LoadedTwoTower } from '../ml/load-model.js';
 import { initTf } from '../ml/tf.js';
-import { publishTo, type SeededDb, seededAppDb, TINY_DIM, trainTiny } from '../testing/embed-fixture.js';
+import { publishedTinyModel, publishTo, type SeededDb, seededAppDb, TINY_DIM } from '../testing/embed-fixture.js';
 import { recordingReporter } from '../testing/recording-reporter.js';
 import { type TmpDir, tmpDir } from '../testing/tmp-dir.js';
 import { embed, type EmbedOptions } from './embed.js';
@@ -31,10 +30,7 @@ const run = (o: EmbedOptions) => embed({ cwd: dir.path, env: {}, store: store(),
 beforeAll(async () => {
   dir = tmpDir();
   await initTf('auto');
-  halfDb = await seededAppDb({ cwd: dir.path, name: 'db-half' });
-  runDir = await trainTiny(dir.path, halfDb.url, 'run1');
-  await publishTo(dir.path, runDir, 'v1');
-  model = await loadTwoTowerFromDir(runDir);
+  ({ seeded: halfDb, runDir, model } = await publishedTinyModel({ cwd: dir.path, name: 'db-half' }));
 }, 240_000);
 
 afterAll(() => {

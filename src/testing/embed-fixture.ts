@@ -9,6 +9,8 @@ import { train } from '../commands/train.js';
 import { openDb } from '../db/open.js';
 import type { EmbeddingType } from '../db/migrations/index.js';
 import type { CatalogItem } from '../ml/data/dataset.js';
+import type { LoadedTwoTower } from '../ml/load-model.js';
+import { loadTwoTowerFromDir } from '../ml/load-model-fs.js';
 import type { Interaction } from '../ml/data/types.js';
 import { generateCatalog, generateInteractions } from '../ml/synthetic.js';
 import { seedCatalog, seedDecisions } from './app-db-seed.js';
@@ -75,4 +77,12 @@ export async function trainTiny(cwd: string, dbUrl: string, out: string, seed = 
 /** Publish a run folder to `<cwd>/store` as `version` (current unless activate is false). */
 export async function publishTo(cwd: string, runDir: string, version: string, activate = true): Promise<void> {
   await publish({ cwd, env: {}, store: `file://${path.join(cwd, 'store')}`, modelDir: runDir, version, activate, reporter: recordingReporter() });
+}
+
+/** A seeded database with a tiny model trained from it, published as the current version `v1`, and loaded. */
+export async function publishedTinyModel(o: SeedOptions): Promise<{ seeded: SeededDb; runDir: string; model: LoadedTwoTower }> {
+  const seeded = await seededAppDb(o);
+  const runDir = await trainTiny(o.cwd, seeded.url, 'run1');
+  await publishTo(o.cwd, runDir, 'v1');
+  return { seeded, runDir, model: await loadTwoTowerFromDir(runDir) };
 }
