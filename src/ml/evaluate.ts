@@ -8,7 +8,6 @@
  * The popularity baseline ranks by training likes with the same exclusions, on the same users. Pure module.
  */
 import type { MatMul } from './kernels/matmul.js';
-import { transpose } from './kernels/matmul.js';
 
 export const RECALL_KS = [10, 50, 100] as const;
 export const NDCG_K = 10;
@@ -144,11 +143,10 @@ export function evaluateEmbeddings(
   mm: MatMul,
 ): RankingMetrics {
   const acc = new MetricsAccumulator(nItems);
-  const itemT = transpose(itemEmb, nItems, dim);
   const nUsers = set.users.length;
   for (let start = 0; start < nUsers; start += EVAL_USER_CHUNK) {
     const c = Math.min(EVAL_USER_CHUNK, nUsers - start);
-    const scores = mm.mm(userEmb.subarray(start * dim, (start + c) * dim), itemT, c, dim, nItems);
+    const scores = mm.mmBt(userEmb.subarray(start * dim, (start + c) * dim), itemEmb.subarray(0, nItems * dim), c, dim, nItems);
     for (let r = 0; r < c; r++) {
       const row = scores.subarray(r * nItems, (r + 1) * nItems);
       for (const e of set.exclude[start + r]) row[e] = -Infinity;

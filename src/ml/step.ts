@@ -5,7 +5,7 @@
  */
 import type { BatchBuilder } from './batches.js';
 import type { AdamConfig } from './kernels/adam.js';
-import { type MatMul, transpose } from './kernels/matmul.js';
+import type { MatMul } from './kernels/matmul.js';
 import { type TowerArch, towerForwardFlops } from './tower.js';
 import { softmaxRows, type TowerRunner } from './tower-runner.js';
 
@@ -44,7 +44,7 @@ export class TwoTowerStep {
     // own thread when it has one) while this thread scores the first. Same split with one thread, same numbers.
     const half = b >> 1;
     const side = {
-      vPosT: transpose(v.subarray(0, b * d), b, d),
+      vPos: v.slice(0, b * d),
       b,
       temperature: this.cfg.temperature,
       logQ: this.cfg.logQCorrection ? batch.logQ.slice(0, b) : new Float32Array(b),

@@ -9,7 +9,7 @@
  */
 import { type AdamConfig, adamDense, adamRows } from './kernels/adam.js';
 import { bagForward, SparseRowGrad } from './kernels/embedding-bag.js';
-import { type MatMul, transpose } from './kernels/matmul.js';
+import type { MatMul } from './kernels/matmul.js';
 import type { Rng } from './rng.js';
 
 export interface TowerArch {
@@ -102,11 +102,9 @@ export class TowerTrainer {
   private z = new Float32Array(0);
   private rows = 0;
   private batch: TowerBatch | undefined;
-  // Scratch for the backward pass (reused every step): two gradient buffers used in turn, transposes.
+  // Scratch for the backward pass (reused every step): two gradient buffers used in turn.
   private gradA = new Float32Array(0);
   private gradB = new Float32Array(0);
-  private transposed = new Float32Array(0);
-  private readonly kernelsT: Float32Array[];
   // gradients
   private readonly gKernels: Float32Array[];
   private readonly gBiases: Float32Array[];
@@ -133,7 +131,6 @@ export class TowerTrainer {
       off += b.embeddingDim;
     }
     this.numericOffset = off;
-    this.kernelsT = params.kernels.map((k) => new Float32Array(k.length));
     this.gKernels = params.kernels.map((k) => new Float32Array(k.length));
     this.gBiases = params.biases.map((b) => new Float32Array(b.length));
     this.gTables = arch.bags.map((b) => new SparseRowGrad(b.vocabularySize, b.embeddingDim));
@@ -155,7 +152,6 @@ export class TowerTrainer {
     const widest = Math.max(...this.widths);
     this.gradA = new Float32Array(m * widest);
     this.gradB = new Float32Array(m * widest);
-    this.transposed = new Float32Array(m * widest);
   }
 
   /** Embeddings of rows [0, m) of `batch`: a view into an internal buffer, valid until the next forward. */
@@ -222,11 +218,11 @@ export class TowerTrainer {
       const inW = this.widths[k];
       const outW = this.widths[k + 1];
       const input = this.acts[k].subarray(0, m * inW);
-      this.mm.mm(transpose(input, m, inW, this.transposed.subarray(0, m * inW)), ga, inW, m, outW, this.gKernels[k]);
+      this.mm.mmAt(input, ga, inW, m, outW, this.gKernels[k]);
       const gb = this.gBiases[k];
       gb.fill(0);
       for (let r = 0; r < m; r++) for (let c = 0; c < outW; c++) gb[c] += ga[r * outW + c];
-      const gIn = this.mm.mm(ga, transpose(this.params.kernels[k], inW, outW, this.kernelsT[k]), m, outW, inW, spare.subarray(0, m * inW));
+      const gIn = this.mm.mmBt(ga, this.params.kernels[k], m, outW, inW, spare.subarray(0, m * inW));
       if (k > 0) {
         // ReLU: pass the gradient where the activation was positive. The activations are ReLU outputs (+0 or
         // positive), so as int32 bits they are 0 or positive and (−bits) >> 31 is a mask: none for +0, all bits

@@ -1,19 +1,37 @@
 /**
- * Dense matrix products for the training step, on row-major Float32Arrays.
+ * Dense matrix products for the training step and the evaluation, on row-major Float32Arrays.
  *
- * Measured on our 2-core machines (tfjs 4.22, see BENCHMARKS/report): the wasm backend's BatchMatMul runs at
- * ~17–23 GFLOP/s when neither operand is transposed, but only ~1–1.5 GFLOP/s with `transposeA` or `transposeB`,
- * which is what TF.js's own MatMul gradient uses. So every product here is issued untransposed and callers pass
- * explicitly transposed operands (transposing in JS costs well under 1 ms at our sizes). On the pure-JS cpu
- * backend, tfjs's matMul reaches ~0.3–0.8 GFLOP/s; `jsMatMul` (4-row register blocking) reaches ~0.8–1.6.
+ * Three implementations behind one interface: am-ml's WebAssembly kernel (wasm-gemm.ts) on the wasm backend,
+ * TF.js's product on the native backend, a JS kernel on the pure-JS cpu backend. The backward pass needs products
+ * with a transposed operand (Xᵀ·G, G·Wᵀ); the wasm kernel reads those operands in place, the others transpose them
+ * explicitly first, because TF.js's own transposed MatMul on wasm ran ~15× slower than the untransposed one
+ * (~1–1.5 vs ~17–23 GFLOP/s, tfjs 4.22). On the cpu backend tfjs's matMul reaches ~0.3–0.8 GFLOP/s, `jsMatMul`
+ * (4-row register blocking) ~0.8–1.6.
  */
 import type { Tf } from '../tf.js';
+import { wasmGemm } from './wasm-gemm.js';
 
 export interface MatMul {
   /** Which implementation (for reports): `tf-wasm`, `tf-cpu`, `js`. */
   readonly name: string;
   /** C[m,n] = A[m,k] · B[k,n]. Returns a new array, or fills `out` when given. */
   mm(a: Float32Array, b: Float32Array, m: number, k: number, n: number, out?: Float32Array): Float32Array;
+  /** C[m,n] = Aᵀ · B where `at` holds A transposed, [k,m] (a weight gradient Xᵀ·G without transposing X first). */
+  mmAt(at: Float32Array, b: Float32Array, m: number, k: number, n: number, out?: Float32Array): Float32Array;
+  /** C[m,n] = A · Bᵀ where `bt` holds B transposed, [n,k] (G·Wᵀ, U·Vᵀ without transposing W or V first). */
+  mmBt(a: Float32Array, bt: Float32Array, m: number, k: number, n: number, out?: Float32Array): Float32Array;
+}
+
+/** mmAt and mmBt for a product that only multiplies untransposed operands: transpose explicitly, into reused scratch. */
+function withExplicitTransposes(name: string, mm: MatMul['mm']): MatMul {
+  let scratch = new Float32Array(0);
+  const take = (n: number) => (scratch.length >= n ? scratch : (scratch = new Float32Array(n))).subarray(0, n);
+  return {
+    name,
+    mm,
+    mmAt: (at, b, m, k, n, out) => mm(transpose(at.subarray(0, k * m), k, m, take(k * m)), b, m, k, n, out),
+    mmBt: (a, bt, m, k, n, out) => mm(a, transpose(bt.subarray(0, n * k), n, k, take(n * k)), m, k, n, out),
+  };
 }
 
 /** Through the active TF.js backend, untransposed, each call inside its own tidy (no tensor survives it). */
@@ -23,9 +41,7 @@ export function tfMatMul(tf: Tf): MatMul {
   const heapView = (tf.backend() as { typedArrayFromHeap?: (t: { shape: number[]; dtype: string; dataId: object }) => Float32Array })
     .typedArrayFromHeap;
   const backend = tf.backend();
-  return {
-    name: `tf-${tf.getBackend()}`,
-    mm(a, b, m, k, n, out) {
+  return withExplicitTransposes(`tf-${tf.getBackend()}`, (a, b, m, k, n, out) => {
       const result = tf.tidy(() => tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])));
       try {
         if (out && heapView) {
@@ -39,13 +55,12 @@ export function tfMatMul(tf: Tf): MatMul {
       } finally {
         result.dispose();
       }
-    },
-  };
+  });
 }
 
 /** Pure-JS product: four rows of A at a time so each streamed row of B is used four times per load. */
 export function jsMatMul(): MatMul {
-  return { name: 'js', mm: jsMm };
+  return withExplicitTransposes('js', jsMm);
 }
 
 export function jsMm(a: Float32Array, b: Float32Array, m: number, k: number, n: number, out?: Float32Array): Float32Array {
@@ -107,7 +122,13 @@ export function transpose(a: Float32Array, rows: number, cols: number, out?: Flo
   return t;
 }
 
-/** Pick the product for a backend: TF.js on wasm/native, the JS kernel on the pure-JS cpu backend. */
+/**
+ * Pick the product for a backend: am-ml's WebAssembly kernel on the wasm backend (faster than TF.js's there, see
+ * wasm-gemm.ts; TF.js's where WebAssembly SIMD is missing), TF.js's on the native backend, the JS kernel on the
+ * pure-JS cpu backend.
+ */
 export function matMulFor(tf: Tf, backend: string): MatMul {
-  return backend === 'cpu' ? jsMatMul() : tfMatMul(tf);
+  if (backend === 'cpu') return jsMatMul();
+  if (backend === 'wasm') return wasmGemm() ?? tfMatMul(tf);
+  return tfMatMul(tf);
 }
