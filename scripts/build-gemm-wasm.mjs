@@ -184,6 +184,7 @@ ${microKernel(fma, 1)}
    (local.set $q (i32.add ${get('q')} (i32.const 1)))
    (br $panels)))
  )
+${softmaxRows()}
  ;; Compacts C[m, n8] in place to C[m, n] (n <= n8): rows move towards the start, so copying in row order is safe.
  (func (export "unpad_c") (param $c i32) (param $m i32) (param $n i32) (param $n8 i32)
   (local $i i32)
@@ -195,6 +196,103 @@ ${microKernel(fma, 1)}
  )
 )
 `.replace(/\(local\.get \$zero\)/g, '(i32.const 0)');
+}
+
+/** exp of each lane of an f32x4 (Cephes expf: ~1 ulp); lanes below −87.3 (masked columns: −∞) give exactly 0. */
+function expF32x4(x) {
+  const c = (v) => `(f32x4.splat (f32.const ${v}))`;
+  return `(block (result v128)
+      (local.set $ex ${x})
+      (local.set $ez (f32x4.max (local.get $ex) ${c(-87.33654)}))
+      (local.set $en (f32x4.floor (f32x4.add (f32x4.mul (local.get $ez) ${c(1.44269504088896341)}) ${c(0.5)})))
+      (local.set $ez (f32x4.sub (f32x4.sub (local.get $ez) (f32x4.mul (local.get $en) ${c(0.693359375)})) (f32x4.mul (local.get $en) ${c(-2.12194440e-4)})))
+      (local.set $ep ${c(1.9875691500e-4)})
+      (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $ez)) ${c(1.3981999507e-3)}))
+      (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $ez)) ${c(8.3334519073e-3)}))
+      (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $ez)) ${c(4.1665795894e-2)}))
+      (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $ez)) ${c(1.6666665459e-1)}))
+      (local.set $ep (f32x4.add (f32x4.mul (local.get $ep) (local.get $ez)) ${c(5.0000001201e-1)}))
+      (local.set $ep (f32x4.add (f32x4.add (f32x4.mul (local.get $ep) (f32x4.mul (local.get $ez) (local.get $ez))) (local.get $ez)) ${c(1)}))
+      (local.set $ep (f32x4.mul (local.get $ep) (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $en)) (i32x4.splat (i32.const 127))) (i32.const 23))))
+      (v128.bitselect (v128.const i32x4 0 0 0 0) (local.get $ep) (f32x4.lt (local.get $ex) ${c(-87.33654)})))`;
+}
+
+/**
+ * The in-batch softmax of kernels/in-batch-softmax.ts over a block of rows, in float32 SIMD, in place: s holds
+ * S[rows, bs] (bs = b rounded up to 4; padding columns carry logQ = +∞ and keys −1) and receives exp(z − max)
+ * scaled by `scaleBase` / row sum, i.e. dL/dS without the −1/(bτ) of the positive. Per row, stats receives
+ * (max, z_i, sum, exp(z_h − max)) as float64 for the loss, accuracy and hard-negative gradient, computed in JS.
+ */
+function softmaxRows() {
+  const g = get;
+  const lane = (v, k) => `(f32x4.extract_lane ${k} ${v})`;
+  return ` (func (export "softmax_rows") (param $s i32) (param $rows i32) (param $bs i32) (param $rowStart i32) (param $invTau f32)
+   (param $logQ i32) (param $itemKey i32) (param $userKey i32) (param $hard i32) (param $stats i32) (param $scaleBase f64)
+  (local $r i32) (local $i i32) (local $j i32) (local $row i32) (local $p i32)
+  (local $vik v128) (local $viu v128) (local $vi v128) (local $jv v128) (local $vmax v128) (local $z v128) (local $m v128) (local $e v128)
+  (local $sumLo v128) (local $sumHi v128) (local $vscale v128) (local $vtau v128)
+  (local $ex v128) (local $ez v128) (local $en v128) (local $ep v128)
+  (local $max f32) (local $h f32) (local $zh f32) (local $zi f32) (local $eh f64) (local $sum f64)
+  (local.set $vtau (f32x4.splat ${g('invTau')}))
+  (block $rowsDone (loop $rowLoop
+   (br_if $rowsDone (i32.ge_u ${g('r')} ${g('rows')}))
+   (local.set $i (i32.add ${g('rowStart')} ${g('r')}))
+   (local.set $row (i32.add ${g('s')} (i32.shl (i32.mul ${g('r')} ${g('bs')}) (i32.const 2))))
+   (local.set $vik (i32x4.splat (i32.load (i32.add ${g('itemKey')} (i32.shl ${g('i')} (i32.const 2))))))
+   (local.set $viu (i32x4.splat (i32.load (i32.add ${g('userKey')} (i32.shl ${g('i')} (i32.const 2))))))
+   (local.set $vi (i32x4.splat ${g('i')}))
+   (local.set $jv (v128.const i32x4 0 1 2 3))
+   (local.set $vmax (f32x4.splat (f32.const -inf)))
+   ;; pass 1: z = S/τ − logQ, masked (same item or same user in another column) to −∞; running max
+   (local.set $j (i32.const 0))
+   (loop $p1
+    (local.set $p (i32.shl ${g('j')} (i32.const 2)))
+    (local.set $z (f32x4.sub (f32x4.mul (v128.load (i32.add ${g('row')} ${g('p')})) ${g('vtau')}) (v128.load (i32.add ${g('logQ')} ${g('p')}))))
+    (local.set $m (v128.or (i32x4.eq (v128.load (i32.add ${g('itemKey')} ${g('p')})) ${g('vik')}) (i32x4.eq (v128.load (i32.add ${g('userKey')} ${g('p')})) ${g('viu')})))
+    (local.set $m (v128.andnot ${g('m')} (i32x4.eq ${g('jv')} ${g('vi')})))
+    (local.set $z (v128.bitselect (f32x4.splat (f32.const -inf)) ${g('z')} ${g('m')}))
+    (v128.store (i32.add ${g('row')} ${g('p')}) ${g('z')})
+    (local.set $vmax (f32x4.max ${g('vmax')} ${g('z')}))
+    (local.set $jv (i32x4.add ${g('jv')} (v128.const i32x4 4 4 4 4)))
+    (local.set $j (i32.add ${g('j')} (i32.const 4)))
+    (br_if $p1 (i32.lt_u ${g('j')} ${g('bs')})))
+   (local.set $max (f32.max (f32.max ${lane(g('vmax'), 0)} ${lane(g('vmax'), 1)}) (f32.max ${lane(g('vmax'), 2)} ${lane(g('vmax'), 3)})))
+   ;; the explicit negative (NaN: none)
+   (local.set $h (f32.load (i32.add ${g('hard')} (i32.shl ${g('r')} (i32.const 2)))))
+   (local.set $zh (select (f32.mul ${g('h')} ${g('invTau')}) (f32.const -inf) (f32.eq ${g('h')} ${g('h')})))
+   (local.set $max (f32.max ${g('max')} ${g('zh')}))
+   (local.set $zi (f32.load (i32.add ${g('row')} (i32.shl ${g('i')} (i32.const 2)))))
+   ;; pass 2: e = exp(z − max), summed in float64
+   (local.set $sumLo (f64x2.splat (f64.const 0)))
+   (local.set $sumHi (f64x2.splat (f64.const 0)))
+   (local.set $j (i32.const 0))
+   (loop $p2
+    (local.set $p (i32.add ${g('row')} (i32.shl ${g('j')} (i32.const 2))))
+    (local.set $e ${expF32x4(`(f32x4.sub (v128.load ${g('p')}) (f32x4.splat ${g('max')}))`)})
+    (v128.store ${g('p')} ${g('e')})
+    (local.set $sumLo (f64x2.add ${g('sumLo')} (f64x2.promote_low_f32x4 ${g('e')})))
+    (local.set $sumHi (f64x2.add ${g('sumHi')} (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 ${g('e')} ${g('e')}))))
+    (local.set $j (i32.add ${g('j')} (i32.const 4)))
+    (br_if $p2 (i32.lt_u ${g('j')} ${g('bs')})))
+   (local.set $eh (f64.promote_f32 (f32x4.extract_lane 0 ${expF32x4(`(f32x4.splat (f32.sub ${g('zh')} ${g('max')}))`)})))
+   (local.set $sum (f64.add (f64.add (f64.add (f64x2.extract_lane 0 ${g('sumLo')}) (f64x2.extract_lane 1 ${g('sumLo')}))
+     (f64.add (f64x2.extract_lane 0 ${g('sumHi')}) (f64x2.extract_lane 1 ${g('sumHi')}))) ${g('eh')}))
+   ;; pass 3: dL/dS = e · (1/(bτ)) / sum
+   (local.set $vscale (f32x4.splat (f32.demote_f64 (f64.div ${g('scaleBase')} ${g('sum')}))))
+   (local.set $j (i32.const 0))
+   (loop $p3
+    (local.set $p (i32.add ${g('row')} (i32.shl ${g('j')} (i32.const 2))))
+    (v128.store ${g('p')} (f32x4.mul (v128.load ${g('p')}) ${g('vscale')}))
+    (local.set $j (i32.add ${g('j')} (i32.const 4)))
+    (br_if $p3 (i32.lt_u ${g('j')} ${g('bs')})))
+   (local.set $p (i32.add ${g('stats')} (i32.shl ${g('r')} (i32.const 5))))
+   (f64.store ${g('p')} (f64.promote_f32 ${g('max')}))
+   (f64.store offset=8 ${g('p')} (f64.promote_f32 ${g('zi')}))
+   (f64.store offset=16 ${g('p')} ${g('sum')})
+   (f64.store offset=24 ${g('p')} ${g('eh')})
+   (local.set $r (i32.add ${g('r')} (i32.const 1)))
+   (br $rowLoop)))
+ )`;
 }
 
 async function assemble(fma) {

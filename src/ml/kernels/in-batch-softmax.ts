@@ -15,6 +15,7 @@
  * write of dL/dS. Any contiguous block of rows can be computed on its own (the two halves of a batch run on two
  * threads), and the result does not depend on how the rows were split.
  */
+import { type SoftmaxKernel, wasmInBatchSoftmax } from './wasm-softmax.js';
 
 export interface InBatchSoftmaxInput {
   /** Raw dot products S[i, j] = u_i · v_j of rows [rowStart, rowStart + rows), row-major [rows, b]. */
@@ -43,8 +44,20 @@ export interface InBatchSoftmaxOutput {
   correct: number;
 }
 
-/** `out` (rows × b), when given, receives dL/dS (e.g. a block of the batch's full gradient matrix). */
+let wasmKernel: SoftmaxKernel | null | undefined;
+
+/**
+ * `out` (rows × b), when given, receives dL/dS (e.g. a block of the batch's full gradient matrix). Runs the
+ * WebAssembly SIMD kernel (wasm-softmax.ts, float32) wherever WebAssembly SIMD exists, whatever the TF.js backend,
+ * so every thread of a run computes the same numbers; `inBatchSoftmaxJs` (float64) otherwise and as the reference.
+ */
 export function inBatchSoftmax(input: InBatchSoftmaxInput, out?: Float32Array): InBatchSoftmaxOutput {
+  if (wasmKernel === undefined) wasmKernel = wasmInBatchSoftmax() ?? null;
+  return wasmKernel ? wasmKernel(input, out) : inBatchSoftmaxJs(input, out);
+}
+
+/** The formula in plain JS, float64: the reference of the WebAssembly kernel, and its fallback. */
+export function inBatchSoftmaxJs(input: InBatchSoftmaxInput, out?: Float32Array): InBatchSoftmaxOutput {
   const { scores, b, rowStart, rows, temperature, logQ, itemKey, userKey, hardScores } = input;
   const invTau = 1 / temperature;
   const g = out ?? new Float32Array(rows * b);

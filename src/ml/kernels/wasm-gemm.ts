@@ -26,7 +26,7 @@ const MC = 64;
 const PAGE = 65536;
 
 // The project compiles without the DOM library, and @types/node does not declare WebAssembly: the part used here.
-interface WasmMemory {
+export interface WasmMemory {
   readonly buffer: ArrayBuffer;
   grow(pages: number): number;
 }
@@ -39,12 +39,16 @@ declare const WebAssembly: {
   Instance: new (module: WasmModule, imports: object) => { exports: unknown };
 };
 
-interface GemmExports {
+export interface KernelExports {
   memory: WasmMemory;
   gemm(a: number, lda: number, astep: number, bp: number, c: number, m: number, k: number, n8: number, kc: number, mc: number): void;
   pack_b(src: number, dst: number, k: number, n: number): void;
   pack_bt(src: number, dst: number, k: number, n: number): void;
   unpad_c(c: number, m: number, n: number, n8: number): void;
+  softmax_rows(
+    s: number, rows: number, bs: number, rowStart: number, invTau: number,
+    logQ: number, itemKey: number, userKey: number, hard: number, stats: number, scaleBase: number,
+  ): void;
 }
 
 export type WasmGemmVariant = 'fma' | 'simd';
@@ -90,15 +94,27 @@ export function wasmGemmVariant(): WasmGemmVariant | undefined {
   return undefined;
 }
 
+/** A fresh instance of the kernel module (its own memory), or undefined where WebAssembly SIMD is unavailable. */
+export function kernelInstance(variant: WasmGemmVariant | undefined = wasmGemmVariant()): KernelExports | undefined {
+  const module = variant && compiled(variant);
+  return module ? (new WebAssembly.Instance(module, {}).exports as KernelExports) : undefined;
+}
+
+/** Grows an instance's memory to at least `bytes`; true when it grew (typed-array views must then be remade). */
+export function ensureMemory(memory: WasmMemory, bytes: number): boolean {
+  if (memory.buffer.byteLength >= bytes) return false;
+  memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE));
+  return true;
+}
+
 /**
  * A MatMul on its own WebAssembly instance (its memory grows to the largest product seen and is reused), or
  * undefined where WebAssembly SIMD is unavailable. `variant` forces one build (tests compare the two).
  */
 export function wasmGemm(variant: WasmGemmVariant | undefined = wasmGemmVariant()): MatMul | undefined {
-  if (!variant) return undefined;
-  const module = compiled(variant);
-  if (!module) return undefined;
-  const ex = new WebAssembly.Instance(module, {}).exports as GemmExports;
+  const instance = kernelInstance(variant);
+  if (!instance) return undefined;
+  const ex = instance;
   let heap = new Float32Array(ex.memory.buffer);
 
   /** Float offsets of A, raw B, packed B and C for one product, growing the memory when needed. */
@@ -109,11 +125,7 @@ export function wasmGemm(variant: WasmGemmVariant | undefined = wasmGemmVariant(
     const bp = align(b + k * n);
     const c = align(bp + k * n8);
     const end = c + m * n8;
-    const needBytes = end * 4;
-    if (ex.memory.buffer.byteLength < needBytes) {
-      ex.memory.grow(Math.ceil((needBytes - ex.memory.buffer.byteLength) / PAGE));
-      heap = new Float32Array(ex.memory.buffer);
-    }
+    if (ensureMemory(ex.memory, end * 4)) heap = new Float32Array(ex.memory.buffer);
     return { a, b, bp, c };
   }
 
