@@ -178,12 +178,13 @@ export class TowerTrainer {
       const bias = this.params.biases[k];
       for (let r = 0; r < m; r++) {
         const o = r * outW;
-        if (last) for (let c = 0; c < outW; c++) out[o + c] += bias[c];
-        else
-          for (let c = 0; c < outW; c++) {
-            const v = out[o + c] + bias[c];
-            out[o + c] = v > 0 ? v : 0;
-          }
+        for (let c = 0; c < outW; c++) out[o + c] += bias[c];
+      }
+      if (!last) {
+        // ReLU without a branch (`v > 0 ? v : 0` mispredicted on half the elements, ~20% of the forward pass):
+        // a negative float or −0 has the sign bit set, so bits & ~(bits >> 31) makes it +0 and keeps the rest.
+        const bits = new Int32Array(out.buffer, out.byteOffset, m * outW);
+        for (let i = 0; i < bits.length; i++) bits[i] &= ~(bits[i] >> 31);
       }
     }
     const d = this.arch.outputDim;
