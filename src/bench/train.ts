@@ -19,10 +19,14 @@ import type { Benchmark, BenchContext } from './types.js';
 
 /**
  * Python Keras on the same batches and the same 2-core machine (scripts/keras-reference: tensorflow-cpu 2.21,
- * Keras 3.15, tf.function graph mode, 2 intra-op threads, AVX-512): median of 8 runs interleaved with am-ml's,
- * 6,600–10,200 examples/s (default sparse embedding gradients) and 8,800–9,100 (dense), on a shared machine.
+ * Keras 3.15, tf.function graph mode, 2 intra-op threads, AVX-512), measured on 2026-11-22 in runs interleaved
+ * with am-ml's benchmark: with Keras's default sparse embedding gradients 11,645–12,968 examples/s (median of 5:
+ * 11,926); with `--dense-grads` (whole-table Adam updates, which AVX-512 makes cheap at these table sizes; its
+ * losses equal am-ml's) 16,185–17,925 (median of 3: 17,694). The goal is the faster of the two. (An earlier
+ * measurement on a busier machine gave 9,000; both sides run faster now.)
  */
-export const KERAS_REFERENCE_EXAMPLES_PER_SEC = 9000;
+export const KERAS_REFERENCE_EXAMPLES_PER_SEC = 17694;
+export const KERAS_SPARSE_GRADS_EXAMPLES_PER_SEC = 11926;
 
 let workload: BenchWorkload | undefined;
 const getWorkload = () => (workload ??= benchWorkload());
@@ -124,6 +128,7 @@ function backendBenchmark(backend: 'wasm' | 'cpu', steps: number, baselineSteps:
       tfjsAutodiffExamplesPerSec: 'examples/s',
       speedupVsTfjsAutodiff: '×',
       vsKerasReference: '×',
+      vsKerasSparseGrads: '×',
       itemInferencePerSec: 'items/s',
     },
     goals:
@@ -133,7 +138,7 @@ function backendBenchmark(backend: 'wasm' | 'cpu', steps: number, baselineSteps:
               metric: 'vsKerasReference',
               op: '>=',
               value: 1,
-              description: `match or beat Python Keras (tensorflow-cpu 2.21) training the same model on the same batches on this machine: ${KERAS_REFERENCE_EXAMPLES_PER_SEC} examples/s measured with scripts/keras-reference`,
+              description: `match or beat Python Keras (tensorflow-cpu 2.21) training the same model on the same batches on this machine: ${KERAS_REFERENCE_EXAMPLES_PER_SEC} examples/s with dense embedding gradients, its faster setting (${KERAS_SPARSE_GRADS_EXAMPLES_PER_SEC} with its default sparse ones: vsKerasSparseGrads), measured with scripts/keras-reference`,
             },
           ]
         : [],
@@ -151,6 +156,7 @@ function backendBenchmark(backend: 'wasm' | 'cpu', steps: number, baselineSteps:
         tfjsAutodiffExamplesPerSec: base.examplesPerSec,
         speedupVsTfjsAutodiff: best / base.examplesPerSec,
         vsKerasReference: best / KERAS_REFERENCE_EXAMPLES_PER_SEC,
+        vsKerasSparseGrads: best / KERAS_SPARSE_GRADS_EXAMPLES_PER_SEC,
         itemInferencePerSec: measureInference(info.backend),
       };
     },
