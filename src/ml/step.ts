@@ -17,6 +17,7 @@ import { softmaxRows, type TowerRunner } from './tower-runner.js';
 export class TwoTowerStep {
   private step = 0;
   private scores = new Float32Array(0);
+  private g: Float32Array<ArrayBufferLike> = new Float32Array(0);
   constructor(
     readonly user: TowerRunner,
     readonly item: TowerRunner,
@@ -51,21 +52,22 @@ export class TwoTowerStep {
       itemKey: batch.itemKey.slice(0, b),
       userKey: batch.userKey.slice(0, b),
     };
-    const second = this.user.softmaxRows({ ...side, rowStart: half, rows: b - half, hardScores: hardScores.slice(half) });
-    // A fresh matrix per step: a worker runner takes ownership of it (transfer), and the first half goes straight in.
-    const g = new Float32Array(b * b);
+    // dL/dS of the whole batch, in shared memory reused from step to step: the user tower's runner writes the
+    // second half in place, and both towers' backward passes read it where it is (a worker gets a view, not a copy
+    // of the 4 MB matrix). Reuse is safe: this step awaits both backward passes before it returns.
+    if (this.g.length < b * b) this.g = new Float32Array(new SharedArrayBuffer(b * b * 4));
+    const g = this.g.subarray(0, b * b);
+    const second = this.user.softmaxRows({ ...side, rowStart: half, rows: b - half, hardScores: hardScores.slice(half), out: g.subarray(half * b) });
     if (this.scores.length < half * b) this.scores = new Float32Array(half * b);
     const first = softmaxRows(u, { ...side, rowStart: 0, rows: half, hardScores: hardScores.subarray(0, half) }, this.mm, this.scores.subarray(0, half * b), g.subarray(0, half * b));
     const rest = await second;
-    g.set(rest.gScores, half * b);
     const gHard = new Float32Array(b);
     gHard.set(first.gHard, 0);
     gHard.set(rest.gHard, half);
     this.step++;
-    // The user tower's copy of G is cloned, the item tower's transferred (a buffer can be transferred once).
     const backward = Promise.all([
       this.user.backward({ coef: g, b, other: v, gHard, hardRow }, this.step, this.cfg.adam, [v.buffer]),
-      this.item.backward({ coef: g, b, other: u, gHard, hardRow }, this.step, this.cfg.adam, [g.buffer, u.buffer]),
+      this.item.backward({ coef: g, b, other: u, gHard, hardRow }, this.step, this.cfg.adam, [u.buffer]),
     ]);
     during?.();
     await backward;

@@ -73,6 +73,11 @@ export function towerGradient(
 export interface SoftmaxRowsInput extends Omit<InBatchSoftmaxInput, 'scores'> {
   /** The positives' item embeddings: [b, d]. */
   vPos: Float32Array;
+  /**
+   * Where dL/dS of these rows goes, [rows, b]: the step passes its view of the batch's gradient matrix (shared
+   * memory, so a worker writes it in place instead of sending a copy back); without it a new array is returned.
+   */
+  out?: Float32Array;
 }
 
 /**
@@ -138,7 +143,7 @@ export class LocalTowerRunner implements TowerRunner {
 
   async softmaxRows(input: SoftmaxRowsInput): Promise<InBatchSoftmaxOutput> {
     if (this.scores.length < input.rows * input.b) this.scores = new Float32Array(input.rows * input.b);
-    return softmaxRows(this.last, input, this.mm, this.scores.subarray(0, input.rows * input.b));
+    return softmaxRows(this.last, input, this.mm, this.scores.subarray(0, input.rows * input.b), input.out);
   }
 
   async backward(input: BackwardInput, step: number, adam: AdamConfig): Promise<void> {

@@ -26,6 +26,8 @@ async function handle(req: WorkerRequest): Promise<{ value?: unknown; transfer?:
       return {};
     case 'softmaxRows': {
       const out = await runner!.softmaxRows(req.input);
+      // Written into the caller's shared matrix: nothing to send back but the small per-row results.
+      if (req.input.out) return { value: { ...out, gScores: undefined } };
       return { value: out, transfer: [out.gScores.buffer as ArrayBuffer] };
     }
     case 'embed': {
