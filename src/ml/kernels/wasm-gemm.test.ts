@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../rng.js';
 import { jsMatMul, matMulFor, tfMatMul, transpose } from './matmul.js';
-import { wasmGemm, wasmGemmVariant, type WasmGemmVariant } from './wasm-gemm.js';
+import { wasmGemm } from './wasm-gemm.js';
+import { type WasmKernelsVariant, wasmKernelsVariant } from './wasm-kernels.js';
 import { tf } from '../tf.js';
 
 /** C = A·B in float64, the reference both builds must match. */
@@ -29,12 +30,12 @@ const random = (rng: Rng, n: number) => Float32Array.from({ length: n }, () => r
 describe('wasm GEMM', () => {
   it('uses the fused build where Node can turn relaxed SIMD on (process.getBuiltinModule: Node ≥ 20.16)', () => {
     const expected = typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function' ? 'fma' : 'simd';
-    expect(wasmGemmVariant()).toBe(expected);
+    expect(wasmKernelsVariant()).toBe(expected);
     expect(matMulFor(tf, 'wasm').name).toBe(`wasm-gemm-${expected}`);
     expect(matMulFor(tf, 'cpu').name).toBe('js');
   });
 
-  for (const variant of ['fma', 'simd'] as WasmGemmVariant[]) {
+  for (const variant of ['fma', 'simd'] as WasmKernelsVariant[]) {
     it(`${variant}: equals a float64 product to float32 rounding on edge shapes (rows past 4, columns past 8, depth past a block)`, () => {
       const mm = wasmGemm(variant)!;
       const rng = new Rng(variant === 'fma' ? 11 : 12);
@@ -58,7 +59,7 @@ describe('wasm GEMM', () => {
     });
   }
 
-  for (const variant of ['fma', 'simd'] as WasmGemmVariant[]) {
+  for (const variant of ['fma', 'simd'] as WasmKernelsVariant[]) {
     it(`${variant}: mmAt and mmBt read a transposed operand in place and equal the product of the explicit transpose, bit for bit`, () => {
       const mm = wasmGemm(variant)!;
       const rng = new Rng(21);
@@ -114,8 +115,8 @@ describe('wasm GEMM', () => {
     expect(relativeError(plain, a, b, m, k, n)).toBeLessThan(k * 2 ** -24);
   });
 
-  it('src/ml/kernels/gemm-wasm.generated.ts is what scripts/build-gemm-wasm.mjs assembles', () => {
-    const script = path.resolve(import.meta.dirname, '../../../scripts/build-gemm-wasm.mjs');
+  it('src/ml/kernels/wasm-kernels.generated.ts is what scripts/build-wasm-kernels.mjs assembles', () => {
+    const script = path.resolve(import.meta.dirname, '../../../scripts/build-wasm-kernels.mjs');
     expect(() => execFileSync(process.execPath, [script, '--check'], { stdio: 'pipe' })).not.toThrow();
   });
 });

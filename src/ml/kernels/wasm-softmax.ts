@@ -6,7 +6,7 @@
  * WebAssembly does not have) is summed here in JS from the per-row statistics the kernel writes.
  */
 import type { InBatchSoftmaxInput, InBatchSoftmaxOutput } from './in-batch-softmax.js';
-import { ensureMemory, kernelInstance, type KernelExports } from './wasm-gemm.js';
+import { ensureMemory, kernelInstance, type KernelExports } from './wasm-kernels.js';
 
 export type SoftmaxKernel = (input: InBatchSoftmaxInput, out?: Float32Array) => InBatchSoftmaxOutput;
 
