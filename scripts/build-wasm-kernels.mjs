@@ -80,7 +80,7 @@ function microKernel(fma, rows) {
 const at = (base, row, width, col) => `(i32.add ${get(base)} (i32.shl (i32.add (i32.mul ${get(row)} ${get(width)}) ${get(col)}) (i32.const 2)))`;
 
 /** Address of A's element (i, k0) in gemm. */
-const aAt = `(i32.add ${get('a')} (i32.add (i32.mul ${get('i')} ${get('lda')}) (i32.mul ${get('k0')} ${get('astep')})))`;
+const aAt = `(i32.add ${get('a')} (i32.add (i32.add (i32.mul (i32.shr_u ${get('i')} (i32.const 2)) ${get('agroup')}) (i32.mul (i32.and ${get('i')} (i32.const 3)) ${get('lda')})) (i32.mul ${get('k0')} ${get('astep')})))`;
 
 function moduleText(fma) {
   return `(module
@@ -88,8 +88,9 @@ function moduleText(fma) {
 ${microKernel(fma, ROWS)}
 ${microKernel(fma, 1)}
  ;; C[m, n8] = A[m, k] · B where bp holds B packed by pack_b or pack_bt (n8 / 8 panels of k × 8) and element
- ;; (i, p) of A is at a + i·lda + p·astep (bytes). Requires k >= 1.
- (func (export "gemm") (param $a i32) (param $lda i32) (param $astep i32) (param $bp i32) (param $c i32) (param $m i32) (param $k i32) (param $n8 i32) (param $kc i32) (param $mc i32)
+ ;; (i, p) of A is at a + floor(i/4)*agroup + (i mod 4)*lda + p*astep (bytes): agroup = 4*lda for a plain row-major or
+ ;; transposed A, a separate stride for A packed by pack_at. Requires k >= 1.
+ (func (export "gemm") (param $a i32) (param $lda i32) (param $agroup i32) (param $astep i32) (param $bp i32) (param $c i32) (param $m i32) (param $k i32) (param $n8 i32) (param $kc i32) (param $mc i32)
   (local $k0 i32) (local $kk i32) (local $i0 i32) (local $iend i32) (local $j i32) (local $i i32) (local $panel i32)
   (local $ldc i32) (local $acc i32)
   (local.set $ldc (i32.shl ${get('n8')} (i32.const 2)))
@@ -154,6 +155,30 @@ ${microKernel(fma, 1)}
     (local.set $s (i32.add ${get('s')} (i32.shl ${get('n')} (i32.const 2))))
     (local.set $p (i32.add ${get('p')} (i32.const 1)))
     (br_if $rows (i32.lt_u ${get('p')} ${get('k')})))))
+ )
+ ;; Packs A given transposed (At[k, m] row-major at src) into groups of 4 rows of A: group g holds, for each depth
+ ;; p, At[p, 4g..4g+3] (16 bytes; read past m in the last group, never used), so the product reads A sequentially
+ ;; (in place, a depth step jumps a whole row of At, a new page at m ≥ 1024). Groups are copied 16 at a time, so
+ ;; each source row is read in whole cache lines and each group is written front to back.
+ (func (export "pack_at") (param $src i32) (param $dst i32) (param $k i32) (param $m i32)
+  (local $groups i32) (local $g0 i32) (local $gend i32) (local $g i32) (local $p i32) (local $row i32)
+  (local.set $groups (i32.shr_u (i32.add ${get('m')} (i32.const 3)) (i32.const 2)))
+  (block $blocksDone (loop $blocks
+   (br_if $blocksDone (i32.ge_u ${get('g0')} ${get('groups')}))
+   (local.set $gend (select (i32.add ${get('g0')} (i32.const 16)) ${get('groups')} (i32.lt_u (i32.add ${get('g0')} (i32.const 16)) ${get('groups')})))
+   (local.set $p (i32.const 0))
+   (loop $depth
+    (local.set $row (i32.add ${get('src')} (i32.shl (i32.mul ${get('p')} ${get('m')}) (i32.const 2))))
+    (local.set $g ${get('g0')})
+    (loop $group
+     (v128.store (i32.add ${get('dst')} (i32.shl (i32.add (i32.mul ${get('g')} ${get('k')}) ${get('p')}) (i32.const 4)))
+       (v128.load (i32.add ${get('row')} (i32.shl ${get('g')} (i32.const 4)))))
+     (local.set $g (i32.add ${get('g')} (i32.const 1)))
+     (br_if $group (i32.lt_u ${get('g')} ${get('gend')})))
+    (local.set $p (i32.add ${get('p')} (i32.const 1)))
+    (br_if $depth (i32.lt_u ${get('p')} ${get('k')})))
+   (local.set $g0 ${get('gend')})
+   (br $blocks)))
  )
  ;; Packs B given transposed (Bt[n, k] row-major at src) the same way as pack_b: panel q holds Bt rows 8q..8q+7.
  (func (export "pack_bt") (param $src i32) (param $dst i32) (param $k i32) (param $n i32)

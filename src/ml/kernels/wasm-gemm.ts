@@ -32,34 +32,38 @@ export function wasmGemm(variant: WasmKernelsVariant | undefined = wasmKernelsVa
   const ex = instance;
   let heap = new Float32Array(ex.memory.buffer);
 
-  /** Float offsets of A, raw B, packed B and C for one product, growing the memory when needed. */
-  function layout(m: number, k: number, n: number, n8: number) {
+  /** Float offsets of A as given, A packed (transposed A only), raw B, packed B and C, growing the memory. */
+  function layout(m: number, k: number, n: number, n8: number, packA: boolean) {
     const align = (x: number) => (x + 3) & ~3; // 16-byte aligned regions
     const a = 0;
-    const b = align(a + m * k);
+    const ap = align(a + m * k);
+    const b = align(ap + (packA ? ((m + 3) >> 2) * 4 * k : 0));
     const bp = align(b + k * n);
     const c = align(bp + k * n8);
     const end = c + m * n8;
     if (ensureMemory(ex.memory, end * 4)) heap = new Float32Array(ex.memory.buffer);
-    return { a, b, bp, c };
+    return { a, ap, b, bp, c };
   }
 
   /**
-   * C[m,n] = A·B with A row-major [m,k] (or given transposed, [k,m]) and B row-major [k,n] (or transposed, [n,k]):
-   * the transposed forms only change how A is stepped through and how B is packed, so they cost no extra pass.
+   * C[m,n] = A·B with A row-major [m,k] (or given transposed, [k,m]) and B row-major [k,n] (or transposed, [n,k]).
+   * A transposed B is packed into the same panels as a plain one; a transposed A is packed into groups of four
+   * rows, so the micro-kernel reads both operands front to back whatever form they came in.
    */
   function product(a: Float32Array, aTransposed: boolean, b: Float32Array, bTransposed: boolean, m: number, k: number, n: number, out?: Float32Array) {
     const c = out ?? new Float32Array(m * n);
     if (m === 0 || n === 0) return c;
     if (k === 0) return c.fill(0, 0, m * n);
     const n8 = (n + 7) & ~7;
-    const at = layout(m, k, n, n8);
+    const at = layout(m, k, n, n8, aTransposed);
     heap.set(a.subarray(0, m * k), at.a);
     heap.set(b.subarray(0, k * n), at.b);
     if (bTransposed) ex.pack_bt(at.b * 4, at.bp * 4, k, n);
     else ex.pack_b(at.b * 4, at.bp * 4, k, n);
-    const [lda, astep] = aTransposed ? [4, m * 4] : [k * 4, 4];
-    ex.gemm(at.a * 4, lda, astep, at.bp * 4, at.c * 4, m, k, n8, KC, MC);
+    if (aTransposed) {
+      ex.pack_at(at.a * 4, at.ap * 4, k, m);
+      ex.gemm(at.ap * 4, 4, 16 * k, 16, at.bp * 4, at.c * 4, m, k, n8, KC, MC);
+    } else ex.gemm(at.a * 4, 4 * k, 16 * k, 4, at.bp * 4, at.c * 4, m, k, n8, KC, MC);
     if (n8 !== n) ex.unpad_c(at.c * 4, m, n, n8);
     c.set(heap.subarray(at.c, at.c + m * n));
     return c;

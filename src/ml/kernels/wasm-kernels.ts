@@ -29,9 +29,10 @@ declare const WebAssembly: {
 
 export interface KernelExports {
   memory: WasmMemory;
-  gemm(a: number, lda: number, astep: number, bp: number, c: number, m: number, k: number, n8: number, kc: number, mc: number): void;
+  gemm(a: number, lda: number, agroup: number, astep: number, bp: number, c: number, m: number, k: number, n8: number, kc: number, mc: number): void;
   pack_b(src: number, dst: number, k: number, n: number): void;
   pack_bt(src: number, dst: number, k: number, n: number): void;
+  pack_at(src: number, dst: number, k: number, m: number): void;
   unpad_c(c: number, m: number, n: number, n8: number): void;
   softmax_rows(
     s: number, rows: number, bs: number, rowStart: number, invTau: number,
