@@ -20,13 +20,13 @@ import type { Benchmark, BenchContext } from './types.js';
 /**
  * Python Keras on the same batches and the same 2-core machine (scripts/keras-reference: tensorflow-cpu 2.21,
  * Keras 3.15, tf.function graph mode, 2 intra-op threads, AVX-512), measured on 2026-11-22 in runs interleaved
- * with am-ml's benchmark: with Keras's default sparse embedding gradients 11,645–12,968 examples/s (median of 5:
- * 11,926); with `--dense-grads` (whole-table Adam updates, which AVX-512 makes cheap at these table sizes; its
- * losses equal am-ml's) 16,185–17,925 (median of 3: 17,694). The goal is the faster of the two. (An earlier
+ * with am-ml's benchmark: with Keras's default sparse embedding gradients 11,645–13,631 examples/s (median of 8:
+ * 12,715); with `--dense-grads` (whole-table Adam updates, which AVX-512 makes cheap at these table sizes; its
+ * losses equal am-ml's) 15,699–17,954 (median of 6: 17,517). The goal is the faster of the two. (An earlier
  * measurement on a busier machine gave 9,000; both sides run faster now.)
  */
-export const KERAS_REFERENCE_EXAMPLES_PER_SEC = 17694;
-export const KERAS_SPARSE_GRADS_EXAMPLES_PER_SEC = 11926;
+export const KERAS_REFERENCE_EXAMPLES_PER_SEC = 17517;
+export const KERAS_SPARSE_GRADS_EXAMPLES_PER_SEC = 12715;
 
 let workload: BenchWorkload | undefined;
 const getWorkload = () => (workload ??= benchWorkload());
