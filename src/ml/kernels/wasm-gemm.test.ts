@@ -60,7 +60,7 @@ describe('wasm GEMM', () => {
   }
 
   for (const variant of ['fma', 'simd'] as WasmKernelsVariant[]) {
-    it(`${variant}: mmAt and mmBt read a transposed operand in place and equal the product of the explicit transpose, bit for bit`, () => {
+    it(`${variant}: mmAt and mmBt take a transposed operand as it is (packed by the kernel) and equal the product of the explicit transpose, bit for bit`, () => {
       const mm = wasmGemm(variant)!;
       const rng = new Rng(21);
       for (const [m, k, n] of [

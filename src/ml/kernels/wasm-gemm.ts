@@ -5,8 +5,8 @@
  * Why not TF.js's wasm MatMul: it calls XNNPACK, which is built for plain 128-bit WebAssembly SIMD, where a
  * multiply-add is two instructions; on our 2-core Xeons it peaks at ~24 GFLOP/s per core on the training step's
  * shapes. Relaxed SIMD's `f32x4.relaxed_madd` compiles to one FMA instruction on CPUs that have one, and with a
- * 4 × 8 register-blocked micro-kernel (scripts/build-wasm-kernels.mjs) this module reaches ~37 GFLOP/s including
- * packing and copies (~41 in the kernel alone); the plain-SIMD build of the same code ~30. Measured side by side on
+ * 4 × 8 register-blocked micro-kernel (scripts/build-wasm-kernels.mjs) this module reaches 33–38 GFLOP/s including
+ * packing and copies (~41 in the kernel alone); the plain-SIMD build of the same code 28–31. Measured side by side on
  * the step's products: `npm run bench -- --only kernels.matmul`.
  *
  * Where relaxed SIMD does not validate the plain-SIMD build is used (wasm-kernels.ts); where WebAssembly SIMD is
